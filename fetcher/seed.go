@@ -1,0 +1,270 @@
+package fetcher
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Seed is one opened and indexed seed.
+type Seed struct {
+	path   string
+	format string
+	arch   archive
+	index  ocispec.Descriptor
+
+	// mem holds documents the seed implies but does not contain (the
+	// index and manifests synthesized for a docker save tarball).
+	mem map[digest.Digest][]byte
+	// files maps blobs stored under names that are not blobs/<alg>/<hex>.
+	files map[digest.Digest]string
+	// repoTags are manifest.json names of an OCI layout written by docker.
+	repoTags []repoTag
+}
+
+type repoTag struct {
+	name   string
+	config digest.Digest
+}
+
+// Opt configures Open.
+type Opt func(*openConfig)
+
+type openConfig struct {
+	spoolDir string
+}
+
+// WithSpoolDir sets where a whole-archive-compressed seed is decompressed
+// to (an unlinked file); default os.TempDir().
+func WithSpoolDir(dir string) Opt { return func(c *openConfig) { c.spoolDir = dir } }
+
+// Open indexes the seed at path: an OCI layout directory, or an OCI layout
+// or docker save tar, possibly gzip- or zstd-compressed as a whole.
+func Open(ctx context.Context, path string, opts ...Opt) (*Seed, error) {
+	var cfg openConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := &Seed{path: path, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
+	arch, format, err := openArchive(path, cfg)
+	if err != nil {
+		return nil, s.errorf("%w", err)
+	}
+	s.arch, s.format = arch, format
+	if err := s.load(ctx); err != nil {
+		arch.Close()
+		return nil, err
+	}
+	log.G(ctx).WithField("seed", path).WithField("format", s.format).Debug("seed indexed")
+	return s, nil
+}
+
+func openArchive(path string, cfg openConfig) (archive, string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if fi.IsDir() {
+		d, err := openDir(path)
+		return d, "oci-dir", err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("not a regular file or directory (%s): %w", fi.Mode().Type(), errdefs.ErrInvalidArgument)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	head := make([]byte, 8)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		f.Close()
+		return nil, "", err
+	}
+	c, err := detect(head[:n])
+	if err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	if c != plain {
+		t, err := spoolTar(f, c, cfg.spoolDir)
+		f.Close()
+		return t, "tar+" + string(c), err
+	}
+	idx, err := indexTar(seekPosReader{posReader: &posReader{r: f}, s: f})
+	if err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	return &tarArchive{ra: f, closer: f, idx: idx}, "tar", nil
+}
+
+func (s *Seed) load(ctx context.Context) error {
+	if _, err := s.arch.lookup(ocispec.ImageLayoutFile); err == nil {
+		s.format = "oci-" + s.format
+		return s.loadLayout(ctx)
+	} else if !errdefs.IsNotFound(err) {
+		return s.errorf("%w", err)
+	}
+	if _, err := s.arch.lookup(dockerManifestFile); err == nil {
+		s.format = "docker-" + s.format
+		return s.loadDocker(ctx)
+	} else if !errdefs.IsNotFound(err) {
+		return s.errorf("%w", err)
+	}
+	return s.errorf("unrecognized seed: neither %s nor %s found: %w", ocispec.ImageLayoutFile, dockerManifestFile, errdefs.ErrInvalidArgument)
+}
+
+// Path is the seed's file or directory name, as given to Open.
+func (s *Seed) Path() string { return s.path }
+
+// Format names the seed's format, e.g. "oci-tar+zstd", "docker-tar", "oci-oci-dir".
+func (s *Seed) Format() string { return s.format }
+
+// Index is the seed's root index (synthesized for docker save tarballs, with
+// the same bytes containerd's importer writes).
+func (s *Seed) Index() ocispec.Descriptor { return s.index }
+
+// Close releases the seed's files (and its spool).
+func (s *Seed) Close() error { return s.arch.Close() }
+
+func (s *Seed) errorf(format string, args ...any) error {
+	return fmt.Errorf("seed %s: "+format, append([]any{s.path}, args...)...)
+}
+
+func (s *Seed) blobErr(d digest.Digest, format string, args ...any) error {
+	return fmt.Errorf("seed %s: blob %s: "+format, append([]any{s.path, d}, args...)...)
+}
+
+// blob finds the file that holds digest d.
+func (s *Seed) blob(d digest.Digest) (file, error) {
+	if b, ok := s.mem[d]; ok {
+		return memFile(d.String(), b), nil
+	}
+	if name, ok := s.files[d]; ok {
+		return s.arch.lookup(name)
+	}
+	if err := d.Validate(); err != nil {
+		return file{}, fmt.Errorf("invalid digest: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return s.arch.lookup("blobs/" + d.Algorithm().String() + "/" + d.Encoded())
+}
+
+func memFile(name string, b []byte) file {
+	return file{name: name, size: int64(len(b)), open: func() (io.ReaderAt, io.Closer, error) {
+		return bytes.NewReader(b), io.NopCloser(nil), nil
+	}}
+}
+
+// Has reports whether the seed holds d, and its size.
+func (s *Seed) Has(d digest.Digest) (int64, bool) {
+	f, err := s.blob(d)
+	if err != nil {
+		return 0, false
+	}
+	return f.size, true
+}
+
+// Fetch streams the blob desc names, verified against its digest and size
+// as it is read: the reader fails at EOF on any mismatch.
+func (s *Seed) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	f, err := s.blob(desc.Digest)
+	if err != nil {
+		return nil, s.blobErr(desc.Digest, "%w", err)
+	}
+	if desc.Size >= 0 && f.size != desc.Size {
+		return nil, s.blobErr(desc.Digest, "size mismatch: expected %d bytes, seed has %d: %w", desc.Size, f.size, errdefs.ErrDataLoss)
+	}
+	ra, closer, err := f.open()
+	if err != nil {
+		return nil, s.blobErr(desc.Digest, "%w", err)
+	}
+	return newVerifier(io.NewSectionReader(ra, 0, f.size), closer, s.path, desc.Digest, f.size), nil
+}
+
+// ReadBlob reads a small blob (at most MaxJSONSize) fully and verified.
+func (s *Seed) ReadBlob(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	if desc.Size > MaxJSONSize {
+		return nil, s.blobErr(desc.Digest, "%d bytes exceeds the %d byte cap for documents: %w", desc.Size, MaxJSONSize, errdefs.ErrInvalidArgument)
+	}
+	rc, err := s.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// ReaderAt makes a Seed a content.Provider, so containerd's image helpers
+// (images.Manifest, images.Platforms, images.ChildrenHandler) read it
+// directly. The whole blob is verified before the reader is returned.
+func (s *Seed) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
+	if desc.Size <= MaxJSONSize {
+		b, err := s.ReadBlob(ctx, desc)
+		if err != nil {
+			return nil, err
+		}
+		return memReaderAt{bytes.NewReader(b)}, nil
+	}
+	rc, err := s.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, rc)
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.blob(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	ra, closer, err := f.open()
+	if err != nil {
+		return nil, s.blobErr(desc.Digest, "%w", err)
+	}
+	return sectionReaderAt{io.NewSectionReader(ra, 0, f.size), closer}, nil
+}
+
+type memReaderAt struct{ *bytes.Reader }
+
+func (memReaderAt) Close() error { return nil }
+
+type sectionReaderAt struct {
+	*io.SectionReader
+	io.Closer
+}
+
+// readJSONFile reads a document from the archive, capped, and decodes it.
+func (s *Seed) readFile(name string) ([]byte, error) {
+	f, err := s.arch.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if f.size > MaxJSONSize {
+		return nil, fmt.Errorf("%s: %d bytes exceeds the %d byte cap: %w", name, f.size, MaxJSONSize, errdefs.ErrInvalidArgument)
+	}
+	ra, closer, err := f.open()
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	b, err := io.ReadAll(io.LimitReader(io.NewSectionReader(ra, 0, f.size), MaxJSONSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if int64(len(b)) != f.size {
+		return nil, fmt.Errorf("%s: truncated: expected %d bytes, got %d: %w", name, f.size, len(b), errdefs.ErrDataLoss)
+	}
+	return b, nil
+}
+
+

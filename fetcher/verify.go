@@ -1,0 +1,55 @@
+package fetcher
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// verifier checks a blob's size and digest while it streams; the mismatch
+// surfaces as the error of the Read that reaches the end.
+type verifier struct {
+	r        io.Reader
+	closer   io.Closer
+	digester digest.Digester
+	seed     string
+	expected digest.Digest
+	size, n  int64
+	err      error
+}
+
+func newVerifier(r io.Reader, c io.Closer, seed string, expected digest.Digest, size int64) *verifier {
+	alg := expected.Algorithm()
+	if !alg.Available() {
+		alg = digest.Canonical
+	}
+	return &verifier{r: r, closer: c, digester: alg.Digester(), seed: seed, expected: expected, size: size}
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.r.Read(p)
+	v.digester.Hash().Write(p[:n])
+	v.n += int64(n)
+	if err == io.EOF {
+		if v.n != v.size {
+			v.err = fmt.Errorf("seed %s: blob %s: size mismatch: expected %d bytes, got %d: %w", v.seed, v.expected, v.size, v.n, errdefs.ErrDataLoss)
+		} else if got := v.digester.Digest(); got != v.expected {
+			v.err = fmt.Errorf("seed %s: blob %s: digest mismatch: expected %s, got %s: %w", v.seed, v.expected, v.expected, got, errdefs.ErrDataLoss)
+		} else {
+			v.err = io.EOF
+		}
+		return n, v.err
+	}
+	if err != nil {
+		v.err = fmt.Errorf("seed %s: blob %s: %w", v.seed, v.expected, err)
+		return n, v.err
+	}
+	return n, nil
+}
+
+func (v *verifier) Close() error { return v.closer.Close() }
