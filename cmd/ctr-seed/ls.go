@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/containerd/containerd/v2/pkg/progress"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/urfave/cli/v3"
+)
+
+func lsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ls",
+		Usage:     "list the images in seeds",
+		ArgsUsage: "SEED...",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only image names"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if err := needArgs(cmd, "seed"); err != nil {
+				return err
+			}
+			return ls(ctx, cmd)
+		},
+	}
+}
+
+func ls(ctx context.Context, cmd *cli.Command) error {
+	quiet := cmd.Bool("quiet")
+	tw := tabwriter.NewWriter(cmd.Root().Writer, 1, 8, 1, ' ', 0)
+	if !quiet {
+		fmt.Fprintln(tw, "SEED\tNAME\tDIGEST\tTYPE\tPLATFORMS\tSIZE")
+	}
+	var failed error
+	for _, path := range cmd.Args().Slice() {
+		if err := lsSeed(ctx, tw, path, quiet); err != nil {
+			tw.Flush()
+			fmt.Fprintf(cmd.Root().ErrWriter, "ctr-seed: %v\n", err)
+			failed = cli.Exit("", 1)
+		}
+	}
+	tw.Flush()
+	return failed
+}
+
+func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool) error {
+	s, err := fetcher.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		name := img.Name
+		if name == "" {
+			name = "<none>"
+		}
+		if quiet {
+			fmt.Fprintln(tw, name)
+			continue
+		}
+		ps, err := fetcher.Platforms(ctx, s, img.Target)
+		if err != nil {
+			return fmt.Errorf("seed %s: image %s: platforms: %w", path, name, err)
+		}
+		size, err := fetcher.Size(ctx, s, img.Target)
+		if err != nil {
+			return fmt.Errorf("seed %s: image %s: size: %w", path, name, err)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", path, name, img.Target.Digest, img.Target.MediaType,
+			fetcher.FormatPlatforms(ps), progress.Bytes(size))
+	}
+	return nil
+}

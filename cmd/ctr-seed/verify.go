@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/urfave/cli/v3"
+)
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check every blob, reference and layer diffID of seeds",
+		ArgsUsage: "SEED...",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only problems"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if err := needArgs(cmd, "seed"); err != nil {
+				return err
+			}
+			bad := 0
+			for _, path := range cmd.Args().Slice() {
+				bad += verifySeed(ctx, cmd, path)
+			}
+			if bad > 0 {
+				return cli.Exit(fmt.Sprintf("%d problem(s) found", bad), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func verifySeed(ctx context.Context, cmd *cli.Command, path string) int {
+	errw := cmd.Root().ErrWriter
+	s, err := fetcher.Open(ctx, path)
+	if err != nil {
+		fmt.Fprintf(errw, "%v\n", err)
+		return 1
+	}
+	defer s.Close()
+	problems := s.Verify(ctx)
+	for _, p := range problems {
+		fmt.Fprintf(errw, "%v\n", p)
+	}
+	if len(problems) == 0 && !cmd.Bool("quiet") {
+		fmt.Fprintf(cmd.Root().Writer, "seed %s: ok (%s)\n", path, s.Format())
+	}
+	return len(problems)
+}

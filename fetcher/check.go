@@ -1,0 +1,188 @@
+package fetcher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sort"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Verify checks a whole seed: every blob against its digest and size,
+// every blob a manifest references is present, and every layer's diffID
+// (decompressing it) against its config, on every platform. It returns one
+// error per problem; none means the seed is sound. Layers are read once.
+func (s *Seed) Verify(ctx context.Context) []error {
+	c := checker{s: s, done: map[digest.Digest]bool{}}
+	c.walk(ctx, s.index, "index")
+	c.rest(ctx)
+	return c.problems
+}
+
+type checker struct {
+	s        *Seed
+	done     map[digest.Digest]bool
+	problems []error
+}
+
+func (c *checker) fail(err error) { c.problems = append(c.problems, err) }
+
+// walk checks desc and everything below it.
+func (c *checker) walk(ctx context.Context, desc ocispec.Descriptor, parent string) {
+	if c.done[desc.Digest] {
+		return
+	}
+	c.done[desc.Digest] = true
+	if _, ok := c.s.Has(desc.Digest); !ok {
+		c.fail(c.s.blobErr(desc.Digest, "missing (referenced by %s)", parent))
+		return
+	}
+	switch {
+	case images.IsIndexType(desc.MediaType):
+		var idx ocispec.Index
+		if !c.readJSON(ctx, desc, &idx) {
+			return
+		}
+		for _, m := range idx.Manifests {
+			c.walk(ctx, m, desc.Digest.String())
+		}
+	case images.IsManifestType(desc.MediaType):
+		var m ocispec.Manifest
+		if !c.readJSON(ctx, desc, &m) {
+			return
+		}
+		c.manifest(ctx, desc, m)
+	default:
+		c.blob(ctx, desc)
+	}
+}
+
+func (c *checker) readJSON(ctx context.Context, desc ocispec.Descriptor, v any) bool {
+	b, err := c.s.ReadBlob(ctx, desc)
+	if err != nil {
+		c.fail(err)
+		return false
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		c.fail(c.s.blobErr(desc.Digest, "%s is not valid JSON: %v", desc.MediaType, err))
+		return false
+	}
+	return true
+}
+
+func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocispec.Manifest) {
+	c.done[m.Config.Digest] = true
+	var cfg ocispec.Image
+	if _, ok := c.s.Has(m.Config.Digest); !ok {
+		c.fail(c.s.blobErr(m.Config.Digest, "missing (config of manifest %s)", desc.Digest))
+	} else if c.readJSON(ctx, m.Config, &cfg) && images.IsConfigType(m.Config.MediaType) &&
+		len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		c.fail(c.s.blobErr(m.Config.Digest, "config lists %d diffIDs, manifest %s has %d layers", len(cfg.RootFS.DiffIDs), desc.Digest, len(m.Layers)))
+	}
+	for i, l := range m.Layers {
+		if c.done[l.Digest] {
+			continue
+		}
+		c.done[l.Digest] = true
+		if _, ok := c.s.Has(l.Digest); !ok {
+			c.fail(c.s.blobErr(l.Digest, "missing (layer %d of manifest %s)", i, desc.Digest))
+			continue
+		}
+		if !images.IsLayerType(l.MediaType) || i >= len(cfg.RootFS.DiffIDs) {
+			c.blob(ctx, l)
+			continue
+		}
+		got, err := c.s.diffID(ctx, l)
+		if err != nil {
+			c.fail(err)
+		} else if want := cfg.RootFS.DiffIDs[i]; got != want {
+			c.fail(c.s.blobErr(l.Digest, "diffID mismatch: config expects %s, layer decompresses to %s", want, got))
+		}
+	}
+}
+
+// blob checks one blob's digest and size by reading it.
+func (c *checker) blob(ctx context.Context, desc ocispec.Descriptor) {
+	rc, err := c.s.Fetch(ctx, desc)
+	if err == nil {
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+	}
+	if err != nil {
+		c.fail(err)
+	}
+}
+
+// rest checks the blobs no manifest referenced.
+func (c *checker) rest(ctx context.Context) {
+	var ds []digest.Digest
+	for d := range c.s.files {
+		ds = append(ds, d)
+	}
+	names, err := c.s.arch.list("blobs")
+	if err != nil {
+		c.fail(c.s.errorf("listing blobs: %w", err))
+	}
+	for _, n := range names {
+		if d, ok := digestFromBlobPath(n); ok {
+			ds = append(ds, d)
+		} else {
+			c.fail(c.s.errorf("%s: not a blobs/<algorithm>/<hex> name", n))
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	for _, d := range ds {
+		if c.done[d] {
+			continue
+		}
+		c.done[d] = true
+		size, _ := c.s.Has(d)
+		c.blob(ctx, ocispec.Descriptor{Digest: d, Size: size})
+	}
+}
+
+// diffID reads a layer once, verifying its digest, and returns the digest
+// of its uncompressed content.
+func (s *Seed) diffID(ctx context.Context, desc ocispec.Descriptor) (digest.Digest, error) {
+	rc, err := s.Fetch(ctx, desc)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 1<<20)
+	head, err := br.Peek(8)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	c, err := detect(head)
+	if err != nil {
+		return "", s.blobErr(desc.Digest, "%w", err)
+	}
+	dec, err := decompressor(br, c)
+	if err != nil {
+		return "", s.blobErr(desc.Digest, "%s layer: %v: %w", c, err, errdefs.ErrDataLoss)
+	}
+	defer dec.Close()
+	dg := digest.Canonical.Digester()
+	if _, err := io.Copy(dg.Hash(), dec); err != nil {
+		// A corrupt blob usually breaks the decompressor first; the
+		// digest mismatch is the more useful report, so look for it.
+		if _, derr := io.Copy(io.Discard, br); derr != nil {
+			return "", derr
+		}
+		return "", s.blobErr(desc.Digest, "decompressing %s layer: %v: %w", c, err, errdefs.ErrDataLoss)
+	}
+	// The decompressor may stop before the end: read the rest so the
+	// blob's own digest is still checked.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return "", err
+	}
+	return dg.Digest(), nil
+}
+

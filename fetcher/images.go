@@ -1,0 +1,119 @@
+package fetcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Image is one top-level entry of a seed's index.
+type Image struct {
+	Seed     *Seed
+	Name     string // see Name; "" for an unnamed entry
+	Target   ocispec.Descriptor
+	RepoTags []string // docker manifest.json names pointing here
+}
+
+// Images lists the seed's top-level index entries in index order.
+func (s *Seed) Images(ctx context.Context) ([]Image, error) {
+	b, err := s.ReadBlob(ctx, s.index)
+	if err != nil {
+		return nil, err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, s.errorf("index: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	out := make([]Image, 0, len(idx.Manifests))
+	for _, d := range idx.Manifests {
+		img := Image{Seed: s, Target: d}
+		if len(s.repoTags) > 0 && images.IsManifestType(d.MediaType) {
+			cfg, err := s.configOf(ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			for _, rt := range s.repoTags {
+				if rt.config == cfg {
+					img.RepoTags = append(img.RepoTags, rt.name)
+				}
+			}
+		}
+		img.Name = Name(d, img.RepoTags)
+		out = append(out, img)
+	}
+	return out, nil
+}
+
+func (s *Seed) configOf(ctx context.Context, desc ocispec.Descriptor) (digest.Digest, error) {
+	b, err := s.ReadBlob(ctx, desc)
+	if err != nil {
+		return "", err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", s.blobErr(desc.Digest, "not a manifest: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return m.Config.Digest, nil
+}
+
+// Platforms lists every platform an image has; nested indexes are followed
+// and manifests without a platform are read from their config.
+func Platforms(ctx context.Context, p Provider, desc ocispec.Descriptor) ([]ocispec.Platform, error) {
+	ps, err := images.Platforms(ctx, p, desc)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	out := ps[:0]
+	for _, pl := range ps {
+		k := platforms.FormatAll(pl)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, pl)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return platforms.FormatAll(out[i]) < platforms.FormatAll(out[j]) })
+	return out, nil
+}
+
+// FormatPlatforms renders platforms like "linux/amd64,linux/arm64/v8".
+func FormatPlatforms(ps []ocispec.Platform) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = platforms.FormatAll(p)
+	}
+	return strings.Join(s, ",")
+}
+
+// Size is the total size of the distinct blobs an image references, on
+// every platform.
+func Size(ctx context.Context, p Provider, desc ocispec.Descriptor) (int64, error) {
+	var (
+		mu    sync.Mutex
+		seen  = map[digest.Digest]bool{}
+		total int64
+	)
+	err := images.Walk(ctx, images.Handlers(images.HandlerFunc(func(ctx context.Context, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[d.Digest] {
+			return nil, images.ErrSkipDesc
+		}
+		seen[d.Digest] = true
+		total += d.Size
+		return nil, nil
+	}), images.ChildrenHandler(p)), desc)
+	if err != nil {
+		return 0, fmt.Errorf("walking %s: %w", desc.Digest, err)
+	}
+	return total, nil
+}
