@@ -185,4 +185,3 @@ func (s *Seed) diffID(ctx context.Context, desc ocispec.Descriptor) (digest.Dige
 	}
 	return dg.Digest(), nil
 }
-

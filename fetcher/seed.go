@@ -266,5 +266,3 @@ func (s *Seed) readFile(name string) ([]byte, error) {
 	}
 	return b, nil
 }
-
-

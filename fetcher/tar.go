@@ -122,8 +122,7 @@ func indexTar(r io.Reader) (*entries, error) {
 		case tar.TypeSymlink:
 			e = entry{kind: kindSymlink, link: linkTarget(name, hdr.Linkname, false)}
 		case tar.TypeLink:
-			target, _ := cleanName(hdr.Linkname)
-			e = entry{kind: kindHardlink, link: target}
+			e = entry{kind: kindHardlink, link: linkTarget(name, hdr.Linkname, true)}
 		case tar.TypeDir:
 			continue
 		}
