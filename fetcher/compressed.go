@@ -62,7 +62,7 @@ func decompressor(r io.Reader, c codec) (io.ReadCloser, error) {
 // stream is indexed and copied into an unlinked temporary file, whose
 // sections then serve the blobs. The spool vanishes when closed, or when
 // the process dies.
-func spoolTar(f *os.File, c codec, spoolDir string) (*tarArchive, error) {
+func spoolTar(f io.Reader, c codec, spoolDir string) (*tarArchive, error) {
 	dec, err := decompressor(bufio.NewReaderSize(f, 1<<20), c)
 	if err != nil {
 		return nil, fmt.Errorf("%s stream: %v: %w", c, err, errdefs.ErrInvalidArgument)

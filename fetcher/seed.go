@@ -79,10 +79,11 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, "", fmt.Errorf("not a regular file or directory (%s): %w", fi.Mode().Type(), errdefs.ErrInvalidArgument)
 	}
-	f, err := os.Open(path)
+	osf, err := os.Open(path)
 	if err != nil {
 		return nil, "", err
 	}
+	f := wrapFile(osf)
 	head := make([]byte, 8)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
@@ -95,7 +96,7 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 		return nil, "", err
 	}
 	if c != plain {
-		t, err := spoolTar(f, c, cfg.spoolDir)
+		t, err := spoolTar(io.NewSectionReader(f, 0, fi.Size()), c, cfg.spoolDir)
 		f.Close()
 		return t, "tar+" + string(c), err
 	}
@@ -106,6 +107,15 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 	}
 	return &tarArchive{ra: f, closer: f, idx: idx}, "tar", nil
 }
+
+// seedFile is what a tar seed is read through; tests wrap it to count I/O.
+type seedFile interface {
+	io.ReaderAt
+	io.ReadSeeker
+	io.Closer
+}
+
+var wrapFile = func(f *os.File) seedFile { return f }
 
 func (s *Seed) load(ctx context.Context) error {
 	if _, err := s.arch.lookup(ocispec.ImageLayoutFile); err == nil {

@@ -1,0 +1,45 @@
+# ctr-seed — see README.md. `make demo` runs the main job end to end,
+# `make test` runs every test (what CI runs through .ci/run).
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+DEMO_DIR  ?= $(CURDIR)/.demo
+FUZZTIME  ?= 20s
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+
+.PHONY: all build demo test unit fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ctr-seed ./cmd/ctr-seed
+	$(GO) build -o $(BIN)/mkseed ./test/mkseed
+
+# demo: make small seeds in every format, list them, verify them, and show
+# that a corrupt one is refused.
+demo: build
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	$(BIN)/mkseed -o $(DEMO_DIR)
+	$(BIN)/ctr-seed ls $(DEMO_DIR)/*.tar* $(DEMO_DIR)/oci-dir
+	$(BIN)/ctr-seed verify $(DEMO_DIR)/*.tar* $(DEMO_DIR)/oci-dir
+	@echo "--- a corrupted seed must be refused (exit 1):"
+	@$(BIN)/mkseed -o $(DEMO_DIR) -corrupt
+	@! $(BIN)/ctr-seed verify $(DEMO_DIR)/corrupt.tar
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenSeed$$' -fuzztime $(FUZZTIME) ./fetcher
+	$(GO) test -run '^$$' -fuzz '^FuzzDockerManifest$$' -fuzztime $(FUZZTIME) ./fetcher
+	$(GO) test -run '^$$' -fuzz '^FuzzPick$$' -fuzztime $(FUZZTIME) ./fetcher
+
+test: vet unit fuzz
+
+clean:
+	rm -rf $(BIN) $(DEMO_DIR)
