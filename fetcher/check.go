@@ -19,7 +19,7 @@ import (
 // (decompressing it) against its config, on every platform. It returns one
 // error per problem; none means the seed is sound. Layers are read once.
 func (s *Seed) Verify(ctx context.Context) []error {
-	c := checker{s: s, done: map[digest.Digest]bool{}}
+	c := checker{s: s, done: map[digest.Digest]bool{}, diffIDs: map[digest.Digest]digest.Digest{}}
 	c.walk(ctx, s.index, "index")
 	c.rest(ctx)
 	return c.problems
@@ -28,6 +28,7 @@ func (s *Seed) Verify(ctx context.Context) []error {
 type checker struct {
 	s        *Seed
 	done     map[digest.Digest]bool
+	diffIDs  map[digest.Digest]digest.Digest // layer → computed diffID ("" when unreadable)
 	problems []error
 }
 
@@ -86,23 +87,32 @@ func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocisp
 		c.fail(c.s.blobErr(m.Config.Digest, "config lists %d diffIDs, manifest %s has %d layers", len(cfg.RootFS.DiffIDs), desc.Digest, len(m.Layers)))
 	}
 	for i, l := range m.Layers {
-		if c.done[l.Digest] {
-			continue
-		}
-		c.done[l.Digest] = true
-		if _, ok := c.s.Has(l.Digest); !ok {
-			c.fail(c.s.blobErr(l.Digest, "missing (layer %d of manifest %s)", i, desc.Digest))
-			continue
-		}
 		if !images.IsLayerType(l.MediaType) || i >= len(cfg.RootFS.DiffIDs) {
-			c.blob(ctx, l)
+			if !c.done[l.Digest] {
+				c.done[l.Digest] = true
+				c.blob(ctx, l)
+			}
 			continue
 		}
-		got, err := c.s.diffID(ctx, l)
-		if err != nil {
-			c.fail(err)
-		} else if want := cfg.RootFS.DiffIDs[i]; got != want {
-			c.fail(c.s.blobErr(l.Digest, "diffID mismatch: config expects %s, layer decompresses to %s", want, got))
+		// A layer shared by several manifests is decompressed once, but
+		// checked against each config that lists it.
+		got, seen := c.diffIDs[l.Digest]
+		if !seen {
+			c.done[l.Digest] = true
+			c.diffIDs[l.Digest] = ""
+			if _, ok := c.s.Has(l.Digest); !ok {
+				c.fail(c.s.blobErr(l.Digest, "missing (layer %d of manifest %s)", i, desc.Digest))
+				continue
+			}
+			var err error
+			if got, err = c.s.diffID(ctx, l); err != nil {
+				c.fail(err)
+				continue
+			}
+			c.diffIDs[l.Digest] = got
+		}
+		if want := cfg.RootFS.DiffIDs[i]; got != "" && got != want {
+			c.fail(c.s.blobErr(l.Digest, "diffID mismatch: config %s expects %s, layer decompresses to %s", m.Config.Digest, want, got))
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"sync/atomic"
 
@@ -107,7 +108,9 @@ func indexTar(r io.Reader) (*entries, error) {
 		}
 		name, ok := cleanName(hdr.Name)
 		if !ok {
-			idx.rejected[strings.TrimPrefix(hdr.Name, "/")] = "path leaves the archive"
+			// Keyed by where it would land, so a lookup of that name
+			// explains itself instead of looking merely absent.
+			idx.rejected[path.Clean(strings.TrimLeft(hdr.Name, "/"))] = "path leaves the archive"
 			continue
 		}
 		e := entry{kind: kindOther}

@@ -1,0 +1,243 @@
+package fetcher
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// rawEntry is a hand-made tar entry, for archives no tool would write.
+type rawEntry struct {
+	name, link string
+	typ        byte
+	body       []byte
+}
+
+func rawTar(t testing.TB, es []rawEntry) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range es {
+		typ := e.typ
+		if typ == 0 {
+			typ = tar.TypeReg
+		}
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: typ, Mode: 0o644, Size: int64(len(e.body))}
+		if typ != tar.TypeReg {
+			hdr.Size = 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if typ == tar.TypeReg {
+			tw.Write(e.body)
+		}
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// layoutWith is an OCI layout tar whose index names one manifest,
+// plus the given extra entries.
+func layoutWith(t testing.TB, manifest ocispec.Descriptor, extra ...rawEntry) []byte {
+	idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, Manifests: []ocispec.Descriptor{manifest}})
+	es := []rawEntry{
+		{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{name: "index.json", body: idx},
+	}
+	return rawTar(t, append(es, extra...))
+}
+
+func blobPath(d digest.Digest) string { return "blobs/sha256/" + d.Encoded() }
+
+func fetchErr(t *testing.T, s *Seed, desc ocispec.Descriptor) error {
+	t.Helper()
+	rc, err := s.Fetch(context.Background(), desc)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	if err == nil {
+		t.Fatalf("blob %s served without error", desc.Digest)
+	}
+	return err
+}
+
+func wantMsg(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one mentioning %q", parts)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error is not one line: %q", msg)
+	}
+	for _, p := range parts {
+		if !strings.Contains(msg, p) {
+			t.Errorf("error %q does not mention %q", msg, p)
+		}
+	}
+}
+
+func TestCorruptAndMissingBlobs(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	layer := f.demo.Layers[1]
+	good := f.seed.Blobs[layer.Digest]
+	bad := bytes.Clone(good)
+	bad[len(bad)/2] ^= 0xff
+	f.seed.Blobs[layer.Digest] = bad
+	p := f.write(t, "oci-tar")
+	s := openSeed(t, p)
+	err := fetchErr(t, s, layer)
+	wantMsg(t, err, "seed "+p, "blob "+layer.Digest.String(), "digest mismatch: expected "+layer.Digest.String()+", got sha256:")
+	if !errdefs.IsDataLoss(err) {
+		t.Errorf("corrupt blob error class: %v", err)
+	}
+	errs := s.Verify(ctx)
+	if len(errs) == 0 {
+		t.Fatal("verify passed a corrupt layer")
+	}
+	wantMsg(t, errs[0], "seed "+p, layer.Digest.String(), "digest mismatch")
+
+	f = newFixture(t)
+	layer = f.demo.Layers[2]
+	delete(f.seed.Blobs, layer.Digest)
+	p = f.write(t, "oci-tar")
+	s = openSeed(t, p)
+	_, err = s.Fetch(ctx, layer)
+	wantMsg(t, err, "seed "+p, "blob "+layer.Digest.String())
+	if !errdefs.IsNotFound(err) {
+		t.Errorf("missing blob error class: %v", err)
+	}
+	errs = s.Verify(ctx)
+	if len(errs) != 1 {
+		t.Fatalf("verify: %v", errs)
+	}
+	wantMsg(t, errs[0], "seed "+p, layer.Digest.String(), "missing (layer 2 of manifest "+f.demo.Manifest.Digest.String())
+}
+
+func TestDiffIDMismatch(t *testing.T) {
+	f := newFixture(t)
+	// A config whose diffID for layer 0 is wrong, in a manifest that is
+	// otherwise consistent: only decompressing the layer can tell.
+	var cfg ocispec.Image
+	json.Unmarshal(f.demo.Blobs[f.demo.Config.Digest], &cfg)
+	cfg.RootFS.DiffIDs[0] = digest.FromString("not the layer")
+	cb, _ := json.Marshal(cfg)
+	var m ocispec.Manifest
+	json.Unmarshal(f.demo.Blobs[f.demo.Manifest.Digest], &m)
+	m.Config = ocispec.Descriptor{MediaType: m.Config.MediaType, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
+	mb, _ := json.Marshal(m)
+	md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
+	f.seed.Blobs[m.Config.Digest], f.seed.Blobs[md.Digest] = cb, mb
+	f.seed.Add("docker.io/library/wrong:diffid", md, nil)
+	p := f.write(t, "oci-dir")
+	errs := openSeed(t, p).Verify(context.Background())
+	if len(errs) != 1 {
+		t.Fatalf("verify: %v", errs)
+	}
+	wantMsg(t, errs[0], "seed "+p, f.demo.Layers[0].Digest.String(), "diffID mismatch: config "+m.Config.Digest.String()+" expects "+cfg.RootFS.DiffIDs[0].String())
+}
+
+func TestBadArchives(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dir := t.TempDir()
+	full, err := os.ReadFile(f.write(t, "oci-tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := f.demo.Manifest
+	manBytes := f.blobs[man.Digest]
+	big := bytes.Repeat([]byte(" "), MaxJSONSize+1)
+
+	for _, tc := range []struct {
+		name  string
+		data  []byte
+		parts []string
+	}{
+		{"truncated", full[:len(full)/2], []string{"truncated archive"}},
+		{"not-a-tar", []byte(strings.Repeat("hello, I am not a tar\n", 100)), []string{"not a tar archive"}},
+		{"empty", nil, []string{"no entries"}},
+		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2}, []string{"unsupported compression"}},
+		{"broken-index", rawTar(t, []rawEntry{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {name: "index.json", body: []byte(`{"manifests": [`)}}), []string{"index.json", "not a valid image index"}},
+		{"huge-index", rawTar(t, []rawEntry{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {name: "index.json", body: big}}), []string{"index.json", "exceeds the 33554432 byte cap"}},
+		{"no-layout", rawTar(t, []rawEntry{{name: "hello", body: []byte("x")}}), []string{"unrecognized seed"}},
+		{"layout-version", rawTar(t, []rawEntry{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"9"}`)}}), []string{"unsupported layout version"}},
+		{"index-is-symlink-out", rawTar(t, []rawEntry{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {name: "index.json", typ: tar.TypeSymlink, link: "/etc/passwd"}}), []string{"index.json", "outside the archive"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, filepath.Join(dir, tc.name), tc.data)
+			_, err := Open(ctx, p)
+			wantMsg(t, err, append([]string{"seed " + p}, tc.parts...)...)
+		})
+	}
+
+	// Entries that try to leave the archive are never served.
+	for _, tc := range []struct {
+		name  string
+		entry rawEntry
+		parts []string
+	}{
+		{"symlink-abs", rawEntry{name: blobPath(man.Digest), typ: tar.TypeSymlink, link: "/etc/passwd"}, []string{"outside the archive"}},
+		{"symlink-up", rawEntry{name: blobPath(man.Digest), typ: tar.TypeSymlink, link: "../../../../etc/passwd"}, []string{"outside the archive"}},
+		{"hardlink-up", rawEntry{name: blobPath(man.Digest), typ: tar.TypeLink, link: "../etc/passwd"}, []string{"outside the archive"}},
+		{"dotdot-name", rawEntry{name: "blobs/sha256/../sha256/" + man.Digest.Encoded(), body: manBytes}, []string{"path leaves the archive"}},
+		{"device", rawEntry{name: blobPath(man.Digest), typ: tar.TypeChar}, []string{"not a regular file"}},
+		{"fifo", rawEntry{name: blobPath(man.Digest), typ: tar.TypeFifo}, []string{"not a regular file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, filepath.Join(dir, tc.name), layoutWith(t, man, tc.entry))
+			s := openSeed(t, p)
+			_, err := s.Fetch(ctx, man)
+			wantMsg(t, err, append([]string{"seed " + p, man.Digest.String()}, tc.parts...)...)
+		})
+	}
+}
+
+func TestBadDirectories(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	p := f.write(t, "oci-dir")
+	man := f.demo.Manifest
+	blob := filepath.Join(p, blobPath(man.Digest))
+	os.Remove(blob)
+	if err := os.Symlink("/etc/passwd", blob); err != nil {
+		t.Fatal(err)
+	}
+	s := openSeed(t, p)
+	_, err := s.Fetch(ctx, man)
+	wantMsg(t, err, "seed "+p, man.Digest.String())
+	if errdefs.IsNotFound(err) {
+		t.Errorf("a symlink out of the seed looked merely missing: %v", err)
+	}
+
+	// A FIFO where a blob file is expected must not block.
+	os.Remove(blob)
+	if err := syscall.Mkfifo(blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Fetch(ctx, man)
+	wantMsg(t, err, "seed "+p, man.Digest.String(), "not a regular file")
+
+	// A FIFO as the seed itself.
+	fifo := filepath.Join(t.TempDir(), "seed.tar")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, fifo)
+	wantMsg(t, err, "seed "+fifo, "not a regular file or directory")
+}
