@@ -19,3 +19,8 @@
 // layout or a `docker save` tarball. Resolver combines seeds with the
 // registry (containerd's docker resolver) behind remotes.Resolver.
 package fetcher
+
+import (
+	_ "crypto/sha256" // registers the digest algorithms seeds use
+	_ "crypto/sha512"
+)

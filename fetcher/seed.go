@@ -74,7 +74,7 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 	}
 	if fi.IsDir() {
 		d, err := openDir(path)
-		return d, "oci-dir", err
+		return d, "dir", err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, "", fmt.Errorf("not a regular file or directory (%s): %w", fi.Mode().Type(), errdefs.ErrInvalidArgument)
@@ -136,7 +136,7 @@ func (s *Seed) load(ctx context.Context) error {
 // Path is the seed's file or directory name, as given to Open.
 func (s *Seed) Path() string { return s.path }
 
-// Format names the seed's format, e.g. "oci-tar+zstd", "docker-tar", "oci-oci-dir".
+// Format names the seed's format, e.g. "oci-tar+zstd", "docker-tar", "oci-dir".
 func (s *Seed) Format() string { return s.format }
 
 // Index is the seed's root index (synthesized for docker save tarballs, with

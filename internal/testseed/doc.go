@@ -15,6 +15,8 @@
 // unnamed index entries) on purpose.
 package testseed
 
+import _ "crypto/sha256" // registers sha256 with go-digest
+
 import (
 	"time"
 
