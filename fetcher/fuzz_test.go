@@ -1,0 +1,394 @@
+package fetcher
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	distref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// hangLimit fails an input that takes this long; inputs are tiny, so a
+// healthy run takes milliseconds.
+const hangLimit = 5 * time.Second
+
+// tarEnt is one entry of a hand-made tar (typ 0 means a regular file).
+type tarEnt struct {
+	name, link string
+	typ        byte
+	data       []byte
+}
+
+func mkTar(t testing.TB, es []tarEnt) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range es {
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, ModTime: testseed.FixedTime}
+		if e.typ == 0 {
+			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(e.data))
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.data); err != nil && hdr.Size > 0 {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// readTar lists b's entries so tests can rewrite one and write them back.
+func readTar(t testing.TB, b []byte) []tarEnt {
+	var es []tarEnt
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return es
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		typ := hdr.Typeflag
+		if typ == tar.TypeReg {
+			typ = 0
+		}
+		es = append(es, tarEnt{name: hdr.Name, link: hdr.Linkname, typ: typ, data: data})
+	}
+}
+
+// replace returns es with the first entry called name swapped for e.
+func replace(es []tarEnt, name string, e tarEnt) []tarEnt {
+	out := append([]tarEnt(nil), es...)
+	for i := range out {
+		if out[i].name == name {
+			out[i] = e
+			return out
+		}
+	}
+	return append(out, e)
+}
+
+func compress(t testing.TB, b []byte, c testseed.Compression) []byte {
+	var buf bytes.Buffer
+	w, err := testseed.Compress(&buf, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// smallSeeds builds a one-image OCI tar and docker save tar.
+func smallSeeds(t testing.TB) (oci, docker []byte, img *testseed.Built) {
+	img = build(t, testseed.Standard("docker.io/library/demo:1.0", amd64, false, testseed.Gzip))
+	var s testseed.Seed
+	s.Add("docker.io/library/demo:1.0", img.Manifest, img.Blobs)
+	var o, d bytes.Buffer
+	if err := s.WriteOCITar(&o); err != nil {
+		t.Fatal(err)
+	}
+	if err := testseed.WriteDockerTar(&d, []testseed.DockerImage{{RepoTags: []string{"demo:1.0"}, Built: img}}); err != nil {
+		t.Fatal(err)
+	}
+	return o.Bytes(), d.Bytes(), img
+}
+
+// withinBudget runs fn and fails the test if it does not return in time.
+// fn runs on its own goroutine, so it must report with t.Errorf only.
+func withinBudget(t *testing.T, fn func(ctx context.Context)) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); fn(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(hangLimit):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("input still running after %v:\n%s", hangLimit, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func mentionsSeed(t *testing.T, p string, err error) {
+	if err != nil && !strings.Contains(err.Error(), p) {
+		t.Errorf("error does not name the seed %s: %v", p, err)
+	}
+}
+
+// openAndExercise opens the seed at p and uses every read path on it.
+func openAndExercise(t *testing.T, ctx context.Context, p string) {
+	s, err := Open(ctx, p)
+	if err != nil {
+		mentionsSeed(t, p, err)
+		return
+	}
+	defer s.Close()
+	docs := []string{ocispec.ImageLayoutFile, ocispec.ImageIndexFile}
+	if strings.HasPrefix(s.Format(), "docker-") {
+		docs = []string{dockerManifestFile}
+	}
+	for _, name := range docs {
+		if f, err := s.arch.lookup(name); err == nil && f.size > MaxJSONSize {
+			t.Errorf("%s opened with a %d byte %s, over the %d byte cap", s.Format(), f.size, name, MaxJSONSize)
+		}
+	}
+	descs := []ocispec.Descriptor{s.Index()}
+	imgs, err := s.Images(ctx)
+	mentionsSeed(t, p, err)
+	for _, img := range imgs[:min(len(imgs), 4)] {
+		descs = append(descs, img.Target)
+		Platforms(ctx, s, img.Target)
+		Size(ctx, s, img.Target)
+		if !images.IsManifestType(img.Target.MediaType) {
+			continue
+		}
+		var m ocispec.Manifest
+		if b, err := s.ReadBlob(ctx, img.Target); err == nil && json.Unmarshal(b, &m) == nil {
+			descs = append(descs, m.Config)
+			descs = append(descs, m.Layers[:min(len(m.Layers), 8)]...)
+		}
+	}
+	for _, err := range s.Verify(ctx) {
+		mentionsSeed(t, p, err)
+	}
+	names, _ := s.arch.list("blobs")
+	for _, n := range names[:min(len(names), 8)] {
+		if d, ok := digestFromBlobPath(n); ok {
+			size, _ := s.Has(d)
+			descs = append(descs, ocispec.Descriptor{Digest: d, Size: size})
+		}
+	}
+	for _, d := range descs {
+		fetchVerified(t, ctx, s, d)
+	}
+}
+
+// fetchVerified reads desc and checks that what Fetch served without an
+// error really is desc.
+func fetchVerified(t *testing.T, ctx context.Context, s *Seed, desc ocispec.Descriptor) {
+	rc, err := s.Fetch(ctx, desc)
+	if err != nil {
+		mentionsSeed(t, s.Path(), err)
+		return
+	}
+	defer rc.Close()
+	if !desc.Digest.Algorithm().Available() {
+		t.Errorf("Fetch served %q, whose algorithm is not available", desc.Digest)
+		return
+	}
+	dg := desc.Digest.Algorithm().Digester()
+	n, err := io.Copy(dg.Hash(), rc)
+	if err != nil {
+		mentionsSeed(t, s.Path(), err)
+		return
+	}
+	if dg.Digest() != desc.Digest || (desc.Size >= 0 && n != desc.Size) {
+		t.Errorf("Fetch(%s, %d bytes) served %d bytes hashing to %s without an error", desc.Digest, desc.Size, n, dg.Digest())
+	}
+}
+
+func FuzzOpenSeed(f *testing.F) {
+	oci, docker, img := smallSeeds(f)
+	es := readTar(f, oci)
+	cfgBlob := "blobs/sha256/" + img.Config.Digest.Encoded()
+	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
+	for _, b := range [][]byte{
+		oci, docker,
+		compress(f, oci, testseed.Gzip),
+		compress(f, docker, testseed.Zstd),
+		mkTar(f, replace(es, cfgBlob, tarEnt{name: cfgBlob, typ: tar.TypeSymlink, link: "/etc/passwd"})),
+		mkTar(f, replace(es, cfgBlob, tarEnt{name: cfgBlob, typ: tar.TypeLink, link: cfgBlob})),
+		mkTar(f, replace(es, "index.json", tarEnt{name: "index.json", data: []byte("not json {")})),
+		mkTar(f, []tarEnt{
+			{name: "oci-layout", data: layout},
+			{name: "../index.json", data: []byte(`{"schemaVersion":2,"manifests":[]}`)},
+			{name: "blobs/../../etc/passwd", data: []byte("root")},
+			{name: "index.json", typ: tar.TypeSymlink, link: "../index.json"},
+		}),
+		mkTar(f, []tarEnt{{name: "manifest.json", data: []byte(`[{"Config":"../../etc/passwd","Layers":["/dev/zero"]}]`)}}),
+		{}, {0x1f, 0x8b}, {0xfd, '7', 'z', 'X', 'Z', 0},
+	} {
+		if len(b) >= 64<<10 {
+			f.Fatalf("seed input of %d bytes; keep them under 64 KiB", len(b))
+		}
+		f.Add(b)
+	}
+
+	// Documents over the cap must be refused by their declared size. These
+	// inflate to 32 MiB, too slow to fuzz, so they are checked once here.
+	pad := func(doc string) []byte { return append([]byte(doc), bytes.Repeat([]byte(" "), MaxJSONSize+1-len(doc))...) }
+	dockerEs := readTar(f, docker)
+	for name, b := range map[string][]byte{
+		"index.json":    compress(f, mkTar(f, replace(es, "index.json", tarEnt{name: "index.json", data: pad(`{"schemaVersion":2}`)})), testseed.Gzip),
+		"manifest.json": compress(f, mkTar(f, replace(dockerEs, "manifest.json", tarEnt{name: "manifest.json", data: pad(`[]`)})), testseed.Zstd),
+	} {
+		p := writeFile(f, filepath.Join(f.TempDir(), "big"), b)
+		if s, err := Open(context.Background(), p); err == nil {
+			s.Close()
+			f.Fatalf("a seed with a %d byte %s opened", MaxJSONSize+1, name)
+		} else if !strings.Contains(err.Error(), "cap") || !errdefs.IsInvalidArgument(err) {
+			f.Fatalf("oversized %s: unexpected error %v", name, err)
+		}
+	}
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := writeFile(t, filepath.Join(t.TempDir(), "seed"), data)
+		withinBudget(t, func(ctx context.Context) { openAndExercise(t, ctx, p) })
+	})
+}
+
+func FuzzDockerManifest(f *testing.F) {
+	_, docker, img := smallSeeds(f)
+	es := readTar(f, docker)
+	var orig []byte
+	for _, e := range es {
+		if e.name == dockerManifestFile {
+			orig = e.data
+		}
+	}
+	// Extra entries for a manifest to point at: escaping and looping links,
+	// and a layer stored under a blobs/ name.
+	layer := img.DiffIDs[0].Encoded() + "/layer.tar"
+	es = append(es,
+		tarEnt{name: "blobs/sha256/" + img.DiffIDs[0].Encoded(), typ: tar.TypeLink, link: layer},
+		tarEnt{name: "blobs/sha256/" + img.DiffIDs[1].Encoded(), typ: tar.TypeSymlink, link: "/etc/passwd"},
+		tarEnt{name: "loop/a", typ: tar.TypeSymlink, link: "b"},
+		tarEnt{name: "loop/b", typ: tar.TypeSymlink, link: "a"},
+	)
+	cfg := img.Config.Digest.Encoded() + ".json"
+	f.Add(orig)
+	for _, m := range []string{
+		`[]`, `{}`, `null`, `[{}]`, `[{"Config":"` + cfg + `"}]`,
+		`[{"Config":"` + cfg + `","RepoTags":["UPPER:case"],"Layers":[]}]`,
+		`[{"Config":"` + cfg + `","RepoTags":["a@sha256:` + strings.Repeat("0", 64) + `"],"Layers":["` + layer + `","blobs/sha256/` + img.DiffIDs[0].Encoded() + `"]}]`,
+		`[{"Config":"` + cfg + `","Layers":["blobs/sha256/` + img.DiffIDs[1].Encoded() + `","loop/a","../` + layer + `"]}]`,
+		`[{"Config":"` + layer + `","Layers":["` + cfg + `"]}]`,
+		`[{"Config":"/etc/passwd"}]`,
+	} {
+		f.Add([]byte(m))
+	}
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		b := mkTar(t, replace(es, dockerManifestFile, tarEnt{name: dockerManifestFile, data: manifest}))
+		p := writeFile(t, filepath.Join(t.TempDir(), "docker.tar"), b)
+		withinBudget(t, func(ctx context.Context) { openAndExercise(t, ctx, p) })
+	})
+}
+
+func FuzzPick(f *testing.F) {
+	dA := digest.FromString("a")
+	for _, in := range [][4]string{
+		{"alpine:3.20", "docker.io/library/alpine:3.20", "3.20", "3.20"},
+		{"alpine@" + dA.String(), "alpine", "", "latest"},
+		{"alpine:3@" + dA.String(), "docker.io/library/alpine@" + dA.String(), "alpine:3", "3"},
+		{"registry.local:5000/app", "", "registry.local:5000/app:latest", "latest"},
+		{"busybox:1.36", "", "1.36", "busybox:1.36"},
+		{"x:v3", "", "v3", "v3"},
+		{"UPPER:case", "UPPER:case", "", ""},
+	} {
+		f.Add(in[0], in[1], in[2], in[3])
+	}
+	f.Fuzz(func(t *testing.T, ref, imageName, refName, tag string) {
+		q, err := parseQuery(ref)
+		if err != nil {
+			if !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("parseQuery(%q): %v is not InvalidArgument", ref, err)
+			}
+			return
+		}
+		if q2, err := parseQuery(q.ref); err != nil || q2 != q {
+			t.Fatalf("parseQuery not idempotent: %q -> %+v, then %+v, %v", ref, q, q2, err)
+		}
+		s1, s2 := &Seed{path: "one"}, &Seed{path: "two"}
+		cands := []candidate{
+			{seed: s1, desc: entryDesc(dA, imageName, refName)},
+			{seed: s1, desc: entryDesc(digest.FromString("b"), "", tag)},
+			{seed: s2, desc: entryDesc(digest.FromString("c"), "", refName), repoTag: []string{tag, imageName}},
+		}
+		if q.pin != "" {
+			cands = append(cands, candidate{seed: s2, desc: entryDesc(q.pin, imageName, tag)})
+		}
+		got, err := pick(q, cands)
+		// Oracle: the first level (image name, full ref.name, tag alone,
+		// RepoTag) at which anything matches decides, first seed first.
+		full := func(name string, d digest.Digest) bool {
+			n, err := distref.ParseDockerRef(name)
+			if err != nil {
+				return false
+			}
+			if q.pin == "" {
+				return n.String() == q.ref
+			}
+			c, ok := n.(distref.Canonical)
+			return d == q.pin && n.Name() == q.repo && (!ok || c.Digest() == q.pin)
+		}
+		tagOnly := func(n string) bool { return n != "" && !strings.ContainsAny(n, "/:@") }
+		level := func(c candidate) int {
+			a := c.desc.Annotations
+			switch rn := a[ocispec.AnnotationRefName]; {
+			case a[images.AnnotationImageName] != "" && full(a[images.AnnotationImageName], c.desc.Digest):
+				return 0
+			case rn != "" && !tagOnly(rn) && full(rn, c.desc.Digest):
+				return 1
+			case tagOnly(rn) && (q.pin != "" && c.desc.Digest == q.pin || q.pin == "" && rn == q.tag):
+				return 2
+			}
+			for _, rt := range c.repoTag {
+				if full(rt, c.desc.Digest) {
+					return 3
+				}
+			}
+			return 4
+		}
+		best, hits := 4, []candidate(nil)
+		for _, c := range cands {
+			switch l := level(c); {
+			case l < best:
+				best, hits = l, []candidate{c}
+			case l == best && l < 4:
+				hits = append(hits, c)
+			}
+		}
+		ambiguous := false
+		for _, h := range hits {
+			ambiguous = ambiguous || best == 2 && q.pin == "" && h.desc.Digest != hits[0].desc.Digest
+		}
+		switch {
+		case best == 4:
+			if !errdefs.IsNotFound(err) {
+				t.Fatalf("%q matches nothing, pick gave %+v, %v", ref, got.desc, err)
+			}
+		case ambiguous:
+			if !errdefs.IsFailedPrecondition(err) {
+				t.Fatalf("%q: tag %q is ambiguous, pick gave %+v, %v", ref, q.tag, got.desc, err)
+			}
+		case err != nil:
+			t.Fatalf("%q: pick failed but %+v matches at level %d: %v", ref, hits[0].desc, best, err)
+		case !reflect.DeepEqual(got, hits[0]):
+			t.Fatalf("%q: picked %+v, want %+v (level %d)", ref, got.desc, hits[0].desc, best)
+		case q.pin != "" && got.desc.Digest != q.pin:
+			t.Fatalf("%q pins %s, picked %s", ref, q.pin, got.desc.Digest)
+		}
+	})
+}
