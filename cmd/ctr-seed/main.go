@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/containerd/log"
+	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/urfave/cli/v3"
 )
 
@@ -16,8 +19,29 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(context.Background(), os.Args))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		cancel(interrupted{sig.(syscall.Signal)})
+		<-sigs // a second signal kills at once
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
+	code := run(ctx, os.Args)
+	var in interrupted
+	if errors.As(context.Cause(ctx), &in) {
+		// 130 for SIGINT, 143 for SIGTERM, as shells report them.
+		code = 128 + int(in.sig)
+	}
+	os.Exit(code)
 }
+
+// interrupted is the cancellation cause when a signal stops the command;
+// cleanup (lease deletion) still runs before exit.
+type interrupted struct{ sig syscall.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
 
 // run executes the CLI and maps errors to exit codes: 2 for usage, 1 otherwise.
 func run(ctx context.Context, args []string) int {
@@ -25,6 +49,11 @@ func run(ctx context.Context, args []string) int {
 	err := app.Run(ctx, args)
 	if err == nil {
 		return 0
+	}
+	if errors.Is(err, importer.ErrImagesFailed) {
+		// Each failure has been printed as it happened.
+		fmt.Fprintf(os.Stderr, "ctr-seed: %v\n", err)
+		return 1
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -51,7 +80,7 @@ func onUsageError(_ context.Context, _ *cli.Command, err error, _ bool) error {
 }
 
 func newApp() *cli.Command {
-	cmds := []*cli.Command{lsCommand(), verifyCommand()}
+	cmds := []*cli.Command{lsCommand(), verifyCommand(), importCommand(), pullCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}
@@ -59,9 +88,7 @@ func newApp() *cli.Command {
 		Name:    "ctr-seed",
 		Usage:   "get container images onto containerd nodes from seeds (image archives)",
 		Version: version,
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "debug", Usage: "enable debug output in logs"},
-		},
+		Flags:   globalFlags(),
 		Before: func(ctx context.Context, cmd *cli.Command) (context.Context, error) {
 			if cmd.Bool("debug") {
 				if err := log.SetLevel("debug"); err != nil {

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/urfave/cli/v3"
+)
+
+// globalFlags read like ctr's.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "debug", Usage: "enable debug output in logs"},
+		&cli.StringFlag{Name: "address", Aliases: []string{"a"}, Usage: "address for containerd's GRPC server",
+			Value: defaults.DefaultAddress, Sources: cli.EnvVars("CONTAINERD_ADDRESS")},
+		&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "namespace to use with commands",
+			Value: namespaces.Default, Sources: cli.EnvVars("CONTAINERD_NAMESPACE")},
+		&cli.DurationFlag{Name: "connect-timeout", Usage: "timeout for connecting to containerd", Value: 10 * time.Second},
+	}
+}
+
+// newClient connects to containerd like ctr does.
+func newClient(ctx context.Context, cmd *cli.Command) (*client.Client, context.Context, error) {
+	ns := cmd.String("namespace")
+	c, err := client.New(cmd.String("address"), client.WithDefaultNamespace(ns), client.WithTimeout(cmd.Duration("connect-timeout")))
+	if err != nil {
+		return nil, ctx, fmt.Errorf("connecting to containerd at %s: %w", cmd.String("address"), err)
+	}
+	return c, namespaces.WithNamespace(ctx, ns), nil
+}
+
+// commonImportFlags are shared by import and pull.
+func commonImportFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "snapshotter", Usage: "snapshotter name", Value: defaults.DefaultSnapshotter, Sources: cli.EnvVars("CONTAINERD_SNAPSHOTTER")},
+		&cli.BoolFlag{Name: "no-unpack", Usage: "store content and records only, do not unpack"},
+		&cli.BoolFlag{Name: "all-platforms", Usage: "import content for all platforms (only --platform or the host's is unpacked)"},
+		&cli.StringSliceFlag{Name: "platform", Usage: "platform to import and unpack (repeatable); default: the host's"},
+		&cli.StringSliceFlag{Name: "label", Usage: "label to add to the images (key=value, repeatable)"},
+		&cli.BoolFlag{Name: "pin", Usage: "pin the images (io.cri-containerd.pinned=pinned) so kubelet never removes them"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+	}
+}
+
+func parsePlatforms(specs []string) ([]ocispec.Platform, error) {
+	var out []ocispec.Platform
+	for _, s := range specs {
+		p, err := platforms.Parse(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--platform %q: %w", s, err)}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseLabels(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("--label %q: want key=value", kv)}
+		}
+		m[k] = v
+	}
+	return m, nil
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/urfave/cli/v3"
+)
+
+func pullCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "pull",
+		Usage:     "pull images, taking every blob a seed holds from the seed and only the rest from the registry",
+		ArgsUsage: "[flags] REF...",
+		Flags: append([]cli.Flag{
+			&cli.StringSliceFlag{Name: "seed", Usage: "seed to serve blobs from (repeatable)"},
+			&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts directory (hosts.toml per registry)"},
+			&cli.BoolFlag{Name: "plain-http", Usage: "allow connections using plain HTTP"},
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:password] registry user and password"},
+			&cli.BoolFlag{Name: "offline", Usage: "never contact a registry: everything must come from seeds"},
+		}, commonImportFlags()...),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if err := needArgs(cmd, "reference"); err != nil {
+				return err
+			}
+			opts, err := importOptions(cmd)
+			if err != nil {
+				return err
+			}
+			return runPull(ctx, cmd, opts)
+		},
+	}
+}
+
+func runPull(ctx context.Context, cmd *cli.Command, opts importer.Options) error {
+	seeds, err := openSeeds(ctx, cmd.StringSlice("seed"))
+	if err != nil {
+		return err
+	}
+	defer seeds.Close()
+	var remote remotes.Resolver
+	if !cmd.Bool("offline") {
+		remote, err = fetcher.NewRegistryResolver(ctx, fetcher.RegistryOptions{
+			HostsDir: cmd.String("hosts-dir"), PlainHTTP: cmd.Bool("plain-http"), User: cmd.String("user"),
+		})
+		if err != nil {
+			return err
+		}
+	}
+	c, ctx, err := newClient(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	out := newOutput(cmd)
+	opts.Observer = out
+	im := importer.New(c, opts)
+	r := fetcher.NewResolver(seeds, remote)
+	failed := 0
+	for _, ref := range cmd.Args().Slice() {
+		if _, err := im.Pull(ctx, r, ref); err != nil {
+			failed++
+		}
+	}
+	out.Close()
+	if failed > 0 {
+		return fmt.Errorf("%d of %d images: %w", failed, cmd.Args().Len(), importer.ErrImagesFailed)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package importer
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// countingFetcher tells the observer about each blob it serves and counts
+// bytes by source. It is only asked for blobs the store lacks: containerd's
+// FetchHandler checks the store first.
+type countingFetcher struct {
+	inner    remotes.Fetcher
+	seeds    fetcher.Seeds
+	image    string
+	obs      Observer
+	seed     *atomic.Int64
+	registry *atomic.Int64
+}
+
+func (f *countingFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	src, n := FromRegistry, f.registry
+	if f.seeds.Has(desc) {
+		src, n = FromSeed, f.seed
+	}
+	f.obs.BlobStarted(f.image, desc.Digest, desc.Size, src)
+	rc, err := f.inner.Fetch(ctx, desc)
+	if err != nil {
+		f.obs.BlobDone(desc.Digest, err)
+		return nil, err
+	}
+	return &observedReader{rc: rc, desc: desc, obs: f.obs, n: n}, nil
+}
+
+type observedReader struct {
+	rc   io.ReadCloser
+	desc ocispec.Descriptor
+	obs  Observer
+	n    *atomic.Int64
+	done bool
+}
+
+func (r *observedReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if n > 0 {
+		r.n.Add(int64(n))
+		r.obs.BlobProgress(r.desc.Digest, int64(n))
+	}
+	if err != nil && !r.done {
+		r.done = true
+		if err == io.EOF {
+			r.obs.BlobDone(r.desc.Digest, nil)
+		} else {
+			r.obs.BlobDone(r.desc.Digest, err)
+		}
+	}
+	return n, err
+}
+
+func (r *observedReader) Close() error {
+	if !r.done {
+		r.done = true
+		r.obs.BlobDone(r.desc.Digest, nil)
+	}
+	return r.rc.Close()
+}

@@ -1,0 +1,119 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/log"
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Importer imports images into one containerd.
+type Importer struct {
+	client *client.Client
+	opts   Options
+}
+
+// New returns an importer working through c.
+func New(c *client.Client, opts Options) *Importer {
+	if opts.Snapshotter == "" {
+		opts.Snapshotter = defaults.DefaultSnapshotter
+	}
+	if opts.LeaseExpiry <= 0 {
+		opts.LeaseExpiry = defaultLeaseExpiry
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = defaultConcurrency
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	return &Importer{client: c, opts: opts}
+}
+
+// LeaseLabel marks the leases ctr-seed creates, so they can be found.
+const LeaseLabel = "ctr-seed/import"
+
+// withLease holds everything an import writes until the records exist.
+// done deletes the lease and waits for the garbage collector, so whatever
+// no record references — a failed image's blobs and snapshots — is gone
+// when it returns. A killed import's lease expires after LeaseExpiry.
+func (im *Importer) withLease(ctx context.Context) (context.Context, func() error, error) {
+	ls := im.client.LeasesService()
+	l, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(im.opts.LeaseExpiry),
+		leases.WithLabel(LeaseLabel, time.Now().UTC().Format(time.RFC3339)))
+	if err != nil {
+		return ctx, nil, fmt.Errorf("creating lease: %w", err)
+	}
+	done := func() error {
+		// The caller's context may be cancelled (SIGINT): clean up anyway.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := ls.Delete(dctx, l, leases.SynchronousDelete); err != nil {
+			return fmt.Errorf("deleting lease %s: %w", l.ID, err)
+		}
+		return nil
+	}
+	return leases.WithLease(ctx, l.ID), done, nil
+}
+
+// platformMatcher is what content is imported for.
+func (im *Importer) platformMatcher() platforms.MatchComparer {
+	if im.opts.AllPlatforms {
+		return platforms.All
+	}
+	if len(im.opts.Platforms) == 0 {
+		return platforms.Ordered(platforms.DefaultSpec())
+	}
+	return platforms.Ordered(im.opts.Platforms...)
+}
+
+// unpackPlatforms are the platforms layers are unpacked for.
+func (im *Importer) unpackPlatforms() []ocispec.Platform {
+	if len(im.opts.Platforms) == 0 {
+		return []ocispec.Platform{platforms.DefaultSpec()}
+	}
+	return im.opts.Platforms
+}
+
+// imageLabels are the labels every record gets.
+func (im *Importer) imageLabels(ctx context.Context) map[string]string {
+	l := maps.Clone(im.opts.Labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	if im.opts.Pin {
+		l[labelPinned] = "pinned"
+	}
+	if ns, _ := namespaces.Namespace(ctx); ns == criNamespace {
+		l[labelCRIManaged] = "managed"
+	}
+	return l
+}
+
+// ErrImagesFailed is wrapped by Import's error when some images failed;
+// each failure is in its ImageResult (and was told to the Observer).
+var ErrImagesFailed = errors.New("images failed")
+
+// failures reports the failed images of a run as one error.
+func failures(ctx context.Context, results []ImageResult) error {
+	n := 0
+	for _, r := range results {
+		if r.Err != nil {
+			log.G(ctx).WithError(r.Err).WithField("image", r.Target).Debug("image failed")
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d images: %w", n, len(results), ErrImagesFailed)
+}

@@ -1,0 +1,54 @@
+package importer
+
+import (
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Options are the knobs of an import or pull, named after ctr's flags.
+type Options struct {
+	// Snapshotter to unpack into; "" is containerd's default (overlayfs).
+	Snapshotter string
+	// NoUnpack stores content and records only.
+	NoUnpack bool
+	// Platforms whose content is imported and unpacked; none means the
+	// host's. AllPlatforms imports every platform's content but, like ctr,
+	// unpacks only Platforms (or the host's).
+	Platforms    []ocispec.Platform
+	AllPlatforms bool
+	// SkipMissing tolerates manifests absent from the seed for platforms
+	// that are not unpacked (k3s imports partial multi-arch archives so).
+	SkipMissing bool
+
+	// Naming, as ctr images import: BaseName prefixes tag-only names and
+	// filters full names; Digests adds <base>@<digest> names;
+	// SkipDigestForNamed omits those for images that got a name; IndexName
+	// names the seed's whole index.
+	BaseName           string
+	Digests            bool
+	SkipDigestForNamed bool
+	IndexName          string
+
+	// Labels are added to every image record; Pin adds
+	// io.cri-containerd.pinned=pinned so kubelet never garbage-collects it.
+	Labels map[string]string
+	Pin    bool
+
+	// LeaseExpiry bounds how long a killed import's lease keeps its
+	// partial content alive; default 1h.
+	LeaseExpiry time.Duration
+	// Concurrency is the number of blobs fetched at once; default 3.
+	Concurrency int
+	// Observer receives progress; nil means none.
+	Observer Observer
+}
+
+const (
+	labelPinned     = "io.cri-containerd.pinned"
+	labelCRIManaged = "io.cri-containerd.image"
+	criNamespace    = "k8s.io"
+
+	defaultLeaseExpiry = time.Hour
+	defaultConcurrency = 3
+)

@@ -1,0 +1,117 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/core/unpack"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"github.com/containerd/platforms"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/semaphore"
+)
+
+// job is one image to bring into the content store and snapshotter.
+type job struct {
+	desc    ocispec.Descriptor // the image's root: a manifest or an index
+	name    string             // a full reference, for distribution-source labels; may be ""
+	fetcher remotes.Fetcher
+	seeds   fetcher.Seeds
+	limit   int // manifests per index to keep (pull keeps 1); 0 = all matching
+}
+
+// transfer writes the content of j and unpacks it, and returns the bytes
+// written from seeds and from the registry. It creates no records.
+func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry int64, err error) {
+	var seedN, regN atomic.Int64
+	cs := im.client.ContentStore()
+	f := &countingFetcher{inner: j.fetcher, seeds: j.seeds, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN}
+
+	matcher := im.platformMatcher()
+	children := images.ChildrenHandler(cs)
+	children = images.SetChildrenMappedLabels(cs, children, nil)
+	children = images.FilterPlatforms(children, matcher)
+	if j.limit > 0 {
+		children = images.LimitManifests(children, matcher, j.limit)
+	}
+	handlers := []images.Handler{im.fetchHandler(f), children}
+	if j.name != "" {
+		if dist, err := docker.AppendDistributionSourceLabel(cs, j.name); err == nil {
+			handlers = append(handlers, dist)
+		}
+	}
+	var h images.Handler = images.Handlers(handlers...)
+
+	var unpacker *unpack.Unpacker
+	if !im.opts.NoUnpack {
+		if unpacker, err = im.newUnpacker(ctx); err != nil {
+			return 0, 0, err
+		}
+		h = unpacker.Unpack(h)
+	}
+	err = images.Dispatch(ctx, h, semaphore.NewWeighted(int64(im.opts.Concurrency)), j.desc)
+	if unpacker != nil {
+		// Wait even after a failure: the unpacker's goroutines must stop
+		// before the lease (and with it their snapshots) is dropped.
+		if _, uerr := unpacker.Wait(); err == nil && uerr != nil {
+			err = fmt.Errorf("unpack: %w", uerr)
+		}
+	}
+	return seedN.Load(), regN.Load(), err
+}
+
+// fetchHandler is containerd's FetchHandler, which skips what the store
+// already has; with SkipMissing, a manifest no source holds is skipped.
+func (im *Importer) fetchHandler(f remotes.Fetcher) images.HandlerFunc {
+	fetch := remotes.FetchHandler(im.client.ContentStore(), f)
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := fetch(ctx, desc)
+		if err != nil && im.opts.SkipMissing && errdefs.IsNotFound(err) && isSkippable(desc, im.unpackPlatforms()) {
+			log.G(ctx).WithField("digest", desc.Digest).Info("skipping manifest absent from the seeds (--skip-missing)")
+			return nil, images.ErrSkipDesc
+		}
+		return children, err
+	}
+}
+
+// isSkippable: only manifests for platforms that are not unpacked may be
+// missing; an image that is unpacked must be whole.
+func isSkippable(desc ocispec.Descriptor, unpacked []ocispec.Platform) bool {
+	if !images.IsManifestType(desc.MediaType) || desc.Platform == nil {
+		return false
+	}
+	for _, p := range unpacked {
+		if platforms.Only(p).Match(*desc.Platform) {
+			return false
+		}
+	}
+	return true
+}
+
+func (im *Importer) newUnpacker(ctx context.Context) (*unpack.Unpacker, error) {
+	name := im.opts.Snapshotter
+	caps, err := im.client.GetSnapshotterCapabilities(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("snapshotter %q: %w", name, err)
+	}
+	var uopts []unpack.UnpackerOpt
+	for _, p := range im.unpackPlatforms() {
+		uopts = append(uopts, unpack.WithUnpackPlatform(unpack.Platform{
+			Platform:                platforms.Only(p),
+			SnapshotterKey:          name,
+			Snapshotter:             im.client.SnapshotService(name),
+			Applier:                 im.client.DiffService(),
+			SnapshotterCapabilities: caps,
+		}))
+	}
+	// Fetch layers even when their snapshots exist, so the content store
+	// holds the whole image, as after `ctr images import`.
+	uopts = append(uopts, unpack.WithFetchAllContent())
+	return unpack.NewUnpacker(ctx, im.client.ContentStore(), uopts...)
+}

@@ -1,0 +1,52 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ctr-seed/ctr-seed/fetcher"
+)
+
+// Pull resolves ref through r (seeds first, then the registry), writes its
+// content — every blob a seed holds from the seed — unpacks it and records
+// it under the resolved name, like `ctr images pull`.
+func (im *Importer) Pull(ctx context.Context, r *fetcher.Resolver, ref string) (res ImageResult, err error) {
+	start := time.Now()
+	defer func() {
+		if err != nil {
+			res.Err = fmt.Errorf("pulling %s: %w", ref, err)
+			err = res.Err
+		}
+		res.Duration = time.Since(start)
+		im.opts.Observer.ImageDone(res)
+	}()
+	name, desc, err := r.Resolve(ctx, ref)
+	if err != nil {
+		return res, err
+	}
+	res.Names, res.Target, res.MediaType = []string{name}, desc.Digest, desc.MediaType
+	f, err := r.Fetcher(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	ctx, done, err := im.withLease(ctx)
+	if err != nil {
+		return res, err
+	}
+	limit := 1
+	if im.opts.AllPlatforms {
+		limit = 0
+	}
+	res.FromSeed, res.FromRegistry, err = im.transfer(ctx, job{desc: desc, name: name, fetcher: f, seeds: r.Seeds(), limit: limit})
+	if err == nil {
+		err = im.record(ctx, name, desc)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", desc.Digest, err)
+	}
+	if derr := done(); err == nil {
+		err = derr
+	}
+	return res, err
+}
