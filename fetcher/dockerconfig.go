@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -50,9 +51,16 @@ func loadDockerConfig(path string) (*dockerConfig, error) {
 	return &c, nil
 }
 
-// credentials answers containerd's per-host credential callback.
+// credentials answers containerd's per-host credential callback. Keys are
+// tried in sorted order so the answer never depends on map order.
 func (c *dockerConfig) credentials(host string) (string, string, error) {
-	for key, a := range c.Auths {
+	keys := make([]string, 0, len(c.Auths))
+	for k := range c.Auths {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		a := c.Auths[key]
 		if configHost(key) != host && !(host == "registry-1.docker.io" && configHost(key) == "docker.io") {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"path/filepath"
 	"reflect"
@@ -21,11 +22,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// hangLimit fails an input that takes this long; inputs are tiny, so a
-// healthy run takes milliseconds.
+// hangLimit fails an input that takes this long; a healthy one takes ms.
 const hangLimit = 5 * time.Second
 
-// tarEnt is one entry of a hand-made tar (typ 0 means a regular file).
+// tarEnt is one entry of a hand-made tar (typ 0: a regular file).
 type tarEnt struct {
 	name, link string
 	typ        byte
@@ -43,7 +43,7 @@ func mkTar(t testing.TB, es []tarEnt) []byte {
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tw.Write(e.data); err != nil && hdr.Size > 0 {
+		if _, err := tw.Write(e.data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,28 +53,25 @@ func mkTar(t testing.TB, es []tarEnt) []byte {
 	return buf.Bytes()
 }
 
-// readTar lists b's entries so tests can rewrite one and write them back.
-func readTar(t testing.TB, b []byte) []tarEnt {
-	var es []tarEnt
+// readTar lists b's entries; replace swaps the one called name for e.
+func readTar(t testing.TB, b []byte) (es []tarEnt) {
 	tr := tar.NewReader(bytes.NewReader(b))
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			return es
-		}
-		if err != nil {
+		} else if err != nil {
 			t.Fatal(err)
 		}
 		data, _ := io.ReadAll(tr)
-		typ := hdr.Typeflag
-		if typ == tar.TypeReg {
-			typ = 0
+		e := tarEnt{name: hdr.Name, link: hdr.Linkname, typ: hdr.Typeflag, data: data}
+		if e.typ == tar.TypeReg {
+			e.typ = 0
 		}
-		es = append(es, tarEnt{name: hdr.Name, link: hdr.Linkname, typ: typ, data: data})
+		es = append(es, e)
 	}
 }
 
-// replace returns es with the first entry called name swapped for e.
 func replace(es []tarEnt, name string, e tarEnt) []tarEnt {
 	out := append([]tarEnt(nil), es...)
 	for i := range out {
@@ -89,19 +86,19 @@ func replace(es []tarEnt, name string, e tarEnt) []tarEnt {
 func compress(t testing.TB, b []byte, c testseed.Compression) []byte {
 	var buf bytes.Buffer
 	w, err := testseed.Compress(&buf, c)
+	if err == nil {
+		_, err = w.Write(b)
+	}
+	if err == nil {
+		err = w.Close()
+	}
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
 }
 
-// smallSeeds builds a one-image OCI tar and docker save tar.
+// smallSeeds returns a one-image OCI tar (10 KB) and docker save tar (43 KB).
 func smallSeeds(t testing.TB) (oci, docker []byte, img *testseed.Built) {
 	img = build(t, testseed.Standard("docker.io/library/demo:1.0", amd64, false, testseed.Gzip))
 	var s testseed.Seed
@@ -116,8 +113,19 @@ func smallSeeds(t testing.TB) (oci, docker []byte, img *testseed.Built) {
 	return o.Bytes(), d.Bytes(), img
 }
 
-// withinBudget runs fn and fails the test if it does not return in time.
-// fn runs on its own goroutine, so it must report with t.Errorf only.
+// shortMinimize caps the minimizing of each new interesting input (60 s by
+// default) unless -fuzzminimizetime is given: at ~1 ms a run, minimizing one
+// 40 KB seed would use up the whole `make fuzz` budget.
+func shortMinimize() {
+	set := false
+	flag.Visit(func(fl *flag.Flag) { set = set || fl.Name == "test.fuzzminimizetime" })
+	if !set {
+		flag.Set("test.fuzzminimizetime", "2s")
+	}
+}
+
+// withinBudget runs fn, which may only report with t.Errorf, and fails the
+// test with every goroutine's stack if fn hangs.
 func withinBudget(t *testing.T, fn func(ctx context.Context)) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -131,17 +139,17 @@ func withinBudget(t *testing.T, fn func(ctx context.Context)) {
 	}
 }
 
-func mentionsSeed(t *testing.T, p string, err error) {
+func namesSeed(t *testing.T, p string, err error) {
 	if err != nil && !strings.Contains(err.Error(), p) {
 		t.Errorf("error does not name the seed %s: %v", p, err)
 	}
 }
 
-// openAndExercise opens the seed at p and uses every read path on it.
+// openAndExercise opens the seed at p and drives every read path over it.
 func openAndExercise(t *testing.T, ctx context.Context, p string) {
 	s, err := Open(ctx, p)
 	if err != nil {
-		mentionsSeed(t, p, err)
+		namesSeed(t, p, err)
 		return
 	}
 	defer s.Close()
@@ -151,27 +159,32 @@ func openAndExercise(t *testing.T, ctx context.Context, p string) {
 	}
 	for _, name := range docs {
 		if f, err := s.arch.lookup(name); err == nil && f.size > MaxJSONSize {
-			t.Errorf("%s opened with a %d byte %s, over the %d byte cap", s.Format(), f.size, name, MaxJSONSize)
+			t.Errorf("%s opened with a %d byte %s, over the cap", s.Format(), f.size, name)
 		}
+	}
+	if s.Index().Size > MaxJSONSize {
+		t.Errorf("Open gave a %d byte index, over the cap, so Images must fail", s.Index().Size)
 	}
 	descs := []ocispec.Descriptor{s.Index()}
 	imgs, err := s.Images(ctx)
-	mentionsSeed(t, p, err)
+	namesSeed(t, p, err)
 	for _, img := range imgs[:min(len(imgs), 4)] {
 		descs = append(descs, img.Target)
 		Platforms(ctx, s, img.Target)
 		Size(ctx, s, img.Target)
-		if !images.IsManifestType(img.Target.MediaType) {
+		var m ocispec.Manifest
+		if b, err := s.ReadBlob(ctx, img.Target); err != nil || json.Unmarshal(b, &m) != nil {
 			continue
 		}
-		var m ocispec.Manifest
-		if b, err := s.ReadBlob(ctx, img.Target); err == nil && json.Unmarshal(b, &m) == nil {
-			descs = append(descs, m.Config)
-			descs = append(descs, m.Layers[:min(len(m.Layers), 8)]...)
+		// Descriptors inside a manifest come from the seed: the cap holds
+		// whatever size they declare.
+		if b, err := s.ReadBlob(ctx, m.Config); err == nil && len(b) > MaxJSONSize {
+			t.Errorf("ReadBlob(config %s, declared size %d) returned %d bytes, over the cap", m.Config.Digest, m.Config.Size, len(b))
 		}
+		descs = append(append(descs, m.Config), m.Layers[:min(len(m.Layers), 8)]...)
 	}
 	for _, err := range s.Verify(ctx) {
-		mentionsSeed(t, p, err)
+		namesSeed(t, p, err)
 	}
 	names, _ := s.arch.list("blobs")
 	for _, n := range names[:min(len(names), 8)] {
@@ -185,44 +198,38 @@ func openAndExercise(t *testing.T, ctx context.Context, p string) {
 	}
 }
 
-// fetchVerified reads desc and checks that what Fetch served without an
-// error really is desc.
+// fetchVerified checks that whatever Fetch serves without an error is desc.
 func fetchVerified(t *testing.T, ctx context.Context, s *Seed, desc ocispec.Descriptor) {
 	rc, err := s.Fetch(ctx, desc)
 	if err != nil {
-		mentionsSeed(t, s.Path(), err)
+		namesSeed(t, s.Path(), err)
 		return
 	}
 	defer rc.Close()
 	if !desc.Digest.Algorithm().Available() {
-		t.Errorf("Fetch served %q, whose algorithm is not available", desc.Digest)
+		t.Errorf("Fetch served %q, whose algorithm is unavailable", desc.Digest)
 		return
 	}
 	dg := desc.Digest.Algorithm().Digester()
-	n, err := io.Copy(dg.Hash(), rc)
-	if err != nil {
-		mentionsSeed(t, s.Path(), err)
-		return
-	}
-	if dg.Digest() != desc.Digest || (desc.Size >= 0 && n != desc.Size) {
+	if n, err := io.Copy(dg.Hash(), rc); err != nil {
+		namesSeed(t, s.Path(), err)
+	} else if dg.Digest() != desc.Digest || (desc.Size >= 0 && n != desc.Size) {
 		t.Errorf("Fetch(%s, %d bytes) served %d bytes hashing to %s without an error", desc.Digest, desc.Size, n, dg.Digest())
 	}
 }
 
 func FuzzOpenSeed(f *testing.F) {
+	shortMinimize()
 	oci, docker, img := smallSeeds(f)
 	es := readTar(f, oci)
-	cfgBlob := "blobs/sha256/" + img.Config.Digest.Encoded()
-	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
+	cfg := "blobs/sha256/" + img.Config.Digest.Encoded()
 	for _, b := range [][]byte{
-		oci, docker,
-		compress(f, oci, testseed.Gzip),
-		compress(f, docker, testseed.Zstd),
-		mkTar(f, replace(es, cfgBlob, tarEnt{name: cfgBlob, typ: tar.TypeSymlink, link: "/etc/passwd"})),
-		mkTar(f, replace(es, cfgBlob, tarEnt{name: cfgBlob, typ: tar.TypeLink, link: cfgBlob})),
-		mkTar(f, replace(es, "index.json", tarEnt{name: "index.json", data: []byte("not json {")})),
+		oci, docker, compress(f, oci, testseed.Gzip), compress(f, docker, testseed.Zstd),
+		mkTar(f, replace(es, cfg, tarEnt{name: cfg, typ: tar.TypeSymlink, link: "/etc/passwd"})),
+		mkTar(f, replace(es, cfg, tarEnt{name: cfg, typ: tar.TypeLink, link: cfg})),
+		mkTar(f, replace(es, ocispec.ImageIndexFile, tarEnt{name: ocispec.ImageIndexFile, data: []byte("not json {")})),
 		mkTar(f, []tarEnt{
-			{name: "oci-layout", data: layout},
+			{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 			{name: "../index.json", data: []byte(`{"schemaVersion":2,"manifests":[]}`)},
 			{name: "blobs/../../etc/passwd", data: []byte("root")},
 			{name: "index.json", typ: tar.TypeSymlink, link: "../index.json"},
@@ -236,13 +243,14 @@ func FuzzOpenSeed(f *testing.F) {
 		f.Add(b)
 	}
 
-	// Documents over the cap must be refused by their declared size. These
+	// Documents over the cap are refused by their declared size. These
 	// inflate to 32 MiB, too slow to fuzz, so they are checked once here.
-	pad := func(doc string) []byte { return append([]byte(doc), bytes.Repeat([]byte(" "), MaxJSONSize+1-len(doc))...) }
-	dockerEs := readTar(f, docker)
+	pad := func(doc string) []byte {
+		return append([]byte(doc), bytes.Repeat([]byte(" "), MaxJSONSize+1-len(doc))...)
+	}
 	for name, b := range map[string][]byte{
 		"index.json":    compress(f, mkTar(f, replace(es, "index.json", tarEnt{name: "index.json", data: pad(`{"schemaVersion":2}`)})), testseed.Gzip),
-		"manifest.json": compress(f, mkTar(f, replace(dockerEs, "manifest.json", tarEnt{name: "manifest.json", data: pad(`[]`)})), testseed.Zstd),
+		"manifest.json": compress(f, mkTar(f, replace(readTar(f, docker), "manifest.json", tarEnt{name: "manifest.json", data: pad(`[]`)})), testseed.Zstd),
 	} {
 		p := writeFile(f, filepath.Join(f.TempDir(), "big"), b)
 		if s, err := Open(context.Background(), p); err == nil {
@@ -253,45 +261,41 @@ func FuzzOpenSeed(f *testing.F) {
 		}
 	}
 
+	dir := f.TempDir() // one worker runs one input at a time
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := writeFile(t, filepath.Join(t.TempDir(), "seed"), data)
+		p := writeFile(t, filepath.Join(dir, "seed"), data)
 		withinBudget(t, func(ctx context.Context) { openAndExercise(t, ctx, p) })
 	})
 }
 
 func FuzzDockerManifest(f *testing.F) {
+	shortMinimize()
 	_, docker, img := smallSeeds(f)
 	es := readTar(f, docker)
-	var orig []byte
+	cfg, layer := img.Config.Digest.Encoded()+".json", img.DiffIDs[0].Encoded()+"/layer.tar"
+	blob0, blob1 := "blobs/sha256/"+img.DiffIDs[0].Encoded(), "blobs/sha256/"+img.DiffIDs[1].Encoded()
 	for _, e := range es {
 		if e.name == dockerManifestFile {
-			orig = e.data
+			f.Add(e.data)
 		}
 	}
-	// Extra entries for a manifest to point at: escaping and looping links,
-	// and a layer stored under a blobs/ name.
-	layer := img.DiffIDs[0].Encoded() + "/layer.tar"
-	es = append(es,
-		tarEnt{name: "blobs/sha256/" + img.DiffIDs[0].Encoded(), typ: tar.TypeLink, link: layer},
-		tarEnt{name: "blobs/sha256/" + img.DiffIDs[1].Encoded(), typ: tar.TypeSymlink, link: "/etc/passwd"},
-		tarEnt{name: "loop/a", typ: tar.TypeSymlink, link: "b"},
-		tarEnt{name: "loop/b", typ: tar.TypeSymlink, link: "a"},
-	)
-	cfg := img.Config.Digest.Encoded() + ".json"
-	f.Add(orig)
+	// Targets for a manifest to name: a layer under a blobs/ name, links
+	// escaping the archive and looping.
+	es = append(es, tarEnt{name: blob0, typ: tar.TypeLink, link: layer}, tarEnt{name: blob1, typ: tar.TypeSymlink, link: "/etc/passwd"},
+		tarEnt{name: "loop/a", typ: tar.TypeSymlink, link: "b"}, tarEnt{name: "loop/b", typ: tar.TypeSymlink, link: "a"})
 	for _, m := range []string{
-		`[]`, `{}`, `null`, `[{}]`, `[{"Config":"` + cfg + `"}]`,
+		`[]`, `{}`, `null`, `[{}]`, `[{"Config":"/etc/passwd"}]`, `[{"Config":"` + cfg + `"}]`,
 		`[{"Config":"` + cfg + `","RepoTags":["UPPER:case"],"Layers":[]}]`,
-		`[{"Config":"` + cfg + `","RepoTags":["a@sha256:` + strings.Repeat("0", 64) + `"],"Layers":["` + layer + `","blobs/sha256/` + img.DiffIDs[0].Encoded() + `"]}]`,
-		`[{"Config":"` + cfg + `","Layers":["blobs/sha256/` + img.DiffIDs[1].Encoded() + `","loop/a","../` + layer + `"]}]`,
+		`[{"Config":"` + cfg + `","RepoTags":["a@sha256:` + strings.Repeat("0", 64) + `"],"Layers":["` + layer + `","` + blob0 + `"]}]`,
+		`[{"Config":"` + cfg + `","Layers":["` + blob1 + `","loop/a","../` + layer + `"]}]`,
 		`[{"Config":"` + layer + `","Layers":["` + cfg + `"]}]`,
-		`[{"Config":"/etc/passwd"}]`,
 	} {
 		f.Add([]byte(m))
 	}
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, manifest []byte) {
 		b := mkTar(t, replace(es, dockerManifestFile, tarEnt{name: dockerManifestFile, data: manifest}))
-		p := writeFile(t, filepath.Join(t.TempDir(), "docker.tar"), b)
+		p := writeFile(t, filepath.Join(dir, "docker.tar"), b)
 		withinBudget(t, func(ctx context.Context) { openAndExercise(t, ctx, p) })
 	})
 }
@@ -330,65 +334,60 @@ func FuzzPick(f *testing.F) {
 			cands = append(cands, candidate{seed: s2, desc: entryDesc(q.pin, imageName, tag)})
 		}
 		got, err := pick(q, cands)
+
 		// Oracle: the first level (image name, full ref.name, tag alone,
-		// RepoTag) at which anything matches decides, first seed first.
+		// RepoTag) at which anything matches decides, in seed order.
 		full := func(name string, d digest.Digest) bool {
 			n, err := distref.ParseDockerRef(name)
 			if err != nil {
 				return false
-			}
-			if q.pin == "" {
+			} else if q.pin == "" {
 				return n.String() == q.ref
 			}
 			c, ok := n.(distref.Canonical)
 			return d == q.pin && n.Name() == q.repo && (!ok || c.Digest() == q.pin)
 		}
-		tagOnly := func(n string) bool { return n != "" && !strings.ContainsAny(n, "/:@") }
 		level := func(c candidate) int {
-			a := c.desc.Annotations
-			switch rn := a[ocispec.AnnotationRefName]; {
-			case a[images.AnnotationImageName] != "" && full(a[images.AnnotationImageName], c.desc.Digest):
+			in, rn, d := c.desc.Annotations[images.AnnotationImageName], c.desc.Annotations[ocispec.AnnotationRefName], c.desc.Digest
+			tagOnly := rn != "" && !strings.ContainsAny(rn, "/:@")
+			switch {
+			case in != "" && full(in, d):
 				return 0
-			case rn != "" && !tagOnly(rn) && full(rn, c.desc.Digest):
+			case rn != "" && !tagOnly && full(rn, d):
 				return 1
-			case tagOnly(rn) && (q.pin != "" && c.desc.Digest == q.pin || q.pin == "" && rn == q.tag):
+			case tagOnly && (q.pin != "" && d == q.pin || q.pin == "" && rn == q.tag):
 				return 2
 			}
 			for _, rt := range c.repoTag {
-				if full(rt, c.desc.Digest) {
+				if full(rt, d) {
 					return 3
 				}
 			}
 			return 4
 		}
-		best, hits := 4, []candidate(nil)
+		best, hits, ambiguous := 4, []candidate(nil), false
 		for _, c := range cands {
-			switch l := level(c); {
-			case l < best:
+			if l := level(c); l < best {
 				best, hits = l, []candidate{c}
-			case l == best && l < 4:
+			} else if l == best && l < 4 {
 				hits = append(hits, c)
+				ambiguous = ambiguous || l == 2 && q.pin == "" && c.desc.Digest != hits[0].desc.Digest
 			}
-		}
-		ambiguous := false
-		for _, h := range hits {
-			ambiguous = ambiguous || best == 2 && q.pin == "" && h.desc.Digest != hits[0].desc.Digest
 		}
 		switch {
-		case best == 4:
-			if !errdefs.IsNotFound(err) {
-				t.Fatalf("%q matches nothing, pick gave %+v, %v", ref, got.desc, err)
-			}
-		case ambiguous:
-			if !errdefs.IsFailedPrecondition(err) {
-				t.Fatalf("%q: tag %q is ambiguous, pick gave %+v, %v", ref, q.tag, got.desc, err)
-			}
+		case best == 4 && !errdefs.IsNotFound(err):
+			t.Fatalf("%q matches nothing, pick gave %+v, %v", ref, got.desc, err)
+		case ambiguous && !errdefs.IsFailedPrecondition(err):
+			t.Fatalf("%q: tag %q is ambiguous, pick gave %+v, %v", ref, q.tag, got.desc, err)
+		case best == 4 || ambiguous:
 		case err != nil:
 			t.Fatalf("%q: pick failed but %+v matches at level %d: %v", ref, hits[0].desc, best, err)
 		case !reflect.DeepEqual(got, hits[0]):
 			t.Fatalf("%q: picked %+v, want %+v (level %d)", ref, got.desc, hits[0].desc, best)
 		case q.pin != "" && got.desc.Digest != q.pin:
 			t.Fatalf("%q pins %s, picked %s", ref, q.pin, got.desc.Digest)
+		case q.pin == "" && best == 2 && got.desc.Annotations[ocispec.AnnotationRefName] != q.tag:
+			t.Fatalf("%q picked by tag, but its ref.name is %q", ref, got.desc.Annotations[ocispec.AnnotationRefName])
 		}
 	})
 }

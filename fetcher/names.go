@@ -108,8 +108,11 @@ func (c candidate) matches(q query, level int) bool {
 		n := a[ocispec.AnnotationRefName]
 		return n != "" && !isTagOnly(n) && q.matchesFull(n, c.desc)
 	case byTag:
+		// Only for entries named by nothing but a tag: an entry with a
+		// full name (ctr export writes both) is matched by that name, so
+		// another registry's image with the same tag is not mistaken for it.
 		n := a[ocispec.AnnotationRefName]
-		if !isTagOnly(n) {
+		if !isTagOnly(n) || a[images.AnnotationImageName] != "" || len(c.repoTag) > 0 {
 			return false
 		}
 		if q.pin != "" {

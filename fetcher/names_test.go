@@ -58,6 +58,7 @@ func TestPick(t *testing.T) {
 		{"busybox:1.37", "", errdefs.ErrNotFound},
 		{"alpine:3.19", "", errdefs.ErrNotFound},
 		{"registry.local/app@" + dA.String(), dA, nil}, // pinned: tag-only entries with that digest
+		{"other.registry/x:3.20", dD, nil},             // "3.20" alone: the ctr-export entry of alpine does not count
 		{"UPPER:case", "", errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {

@@ -103,7 +103,11 @@ func (im *Importer) newUnpacker(ctx context.Context) (*unpack.Unpacker, error) {
 	var uopts []unpack.UnpackerOpt
 	for _, p := range im.unpackPlatforms() {
 		uopts = append(uopts, unpack.WithUnpackPlatform(unpack.Platform{
-			Platform:                platforms.Only(p),
+			// containerd's transfer service (what `ctr images import` uses)
+			// unpacks every manifest it imports whose OS matches
+			// (check_platform_supported = false): so do we, for the same
+			// snapshots. With --all-platforms that is every linux platform.
+			Platform:                platforms.OnlyOS(p),
 			SnapshotterKey:          name,
 			Snapshotter:             im.client.SnapshotService(name),
 			Applier:                 im.client.DiffService(),

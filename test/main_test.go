@@ -1,0 +1,226 @@
+// Package test holds the end-to-end tests: ctr-seed and ctr against one
+// private containerd per test package, and a real Distribution registry.
+package test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/test/harness"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+var (
+	daemon  *harness.Daemon
+	ctrSeed string // the ctr-seed binary under test
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	var err error
+	if ctrSeed, err = harness.BuildCommandMain("./cmd/ctr-seed"); err != nil {
+		fmt.Fprintf(os.Stderr, "building ctr-seed: %v\n", err)
+		return 1
+	}
+	// A test that cannot get a real containerd fails; it never skips.
+	if daemon, err = harness.StartDaemonMain(harness.DaemonOptions{DisableCRI: true}); err != nil {
+		fmt.Fprintf(os.Stderr, "starting containerd: %v\n", err)
+		if daemon != nil {
+			daemon.Cleanup()
+		}
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "containerd log tail:\n%s\n", tailLines(daemon.Log(), 40))
+	}
+	if err := daemon.Cleanup(); err != nil {
+		fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// result is what a command printed and how it exited.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// ctrSeedRun runs ctr-seed against the test daemon in namespace ns.
+func ctrSeedRun(t *testing.T, ns string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(ctrSeed, append([]string{"--address", daemon.Address, "--namespace", ns}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running ctr-seed: %v", err)
+	}
+	return r
+}
+
+// mustImport runs ctr-seed import and fails the test unless it exits 0.
+func mustImport(t *testing.T, ns string, args ...string) result {
+	t.Helper()
+	r := ctrSeedRun(t, ns, append([]string{"import"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("ctr-seed import %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// ctr runs the pinned ctr against the test daemon in namespace ns.
+func ctr(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	out, err := daemon.Ctr(t, append([]string{"--namespace", ns}, args...)...)
+	if err != nil {
+		t.Fatalf("ctr %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+var nsUnsafe = regexp.MustCompile(`[^a-zA-Z0-9]+`)
+
+// namespace gives each test its own containerd namespace.
+func namespace(t *testing.T) string {
+	n := strings.ToLower(strings.Trim(nsUnsafe.ReplaceAllString(t.Name(), "-"), "-"))
+	if len(n) > 60 {
+		n = n[len(n)-60:]
+	}
+	return "t-" + strings.Trim(n, "-")
+}
+
+func dclient(t *testing.T) *client.Client { return daemon.Client(t) }
+
+func nsCtx(ns string) context.Context {
+	return namespaces.WithNamespace(context.Background(), ns)
+}
+
+// imageMap lists the image records of ns by name.
+func imageMap(t *testing.T, ns string) map[string]images.Image {
+	t.Helper()
+	imgs, err := dclient(t).ImageService().List(nsCtx(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]images.Image{}
+	for _, img := range imgs {
+		m[img.Name] = img
+	}
+	return m
+}
+
+// assertNothingLeft checks that ns holds no image, no ctr-seed lease and
+// no snapshot: what a failed import must leave.
+func assertNothingLeft(t *testing.T, ns string) {
+	t.Helper()
+	ctx := nsCtx(ns)
+	c := dclient(t)
+	if imgs := imageMap(t, ns); len(imgs) != 0 {
+		t.Errorf("images left behind: %v", keys(imgs))
+	}
+	ls, err := c.LeasesService().List(ctx, fmt.Sprintf("labels.%q", importer.LeaseLabel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 0 {
+		t.Errorf("leases left behind: %v", ls)
+	}
+	var snaps []string
+	if err := c.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, i snapshotInfo) error {
+		snaps = append(snaps, i.Name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(snaps) != 0 {
+		t.Errorf("snapshots left behind: %v", snaps)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+
+// uniqueImage is testseed's standard image plus a layer unique to the test,
+// so content is never already in the daemon from another test (containerd
+// shares blobs across namespaces).
+func uniqueImage(t *testing.T, name string, p ocispec.Platform, docker bool, c testseed.Compression) *testseed.Built {
+	t.Helper()
+	img := testseed.Standard(name, p, docker, c)
+	img.Layers = append(img.Layers, testseed.Layer{Compression: c, Files: []testseed.File{
+		{Name: "etc/test-name", Content: []byte(t.Name() + " " + name + " " + p.Architecture)},
+	}})
+	b, err := testseed.Build(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeSeed writes an OCI seed (tar, optionally compressed) into the
+// test's temp dir.
+func writeOCI(t *testing.T, s *testseed.Seed, c testseed.Compression) string {
+	t.Helper()
+	return writeArchive(t, "seed.tar", c, s.WriteOCITar)
+}
+
+func writeDocker(t *testing.T, imgs []testseed.DockerImage, c testseed.Compression) string {
+	t.Helper()
+	return writeArchive(t, "docker.tar", c, func(w ioWriter) error { return testseed.WriteDockerTar(w, imgs) })
+}
+
+func writeArchive(t *testing.T, name string, c testseed.Compression, fn func(ioWriter) error) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := testseed.Compress(f, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fn(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
