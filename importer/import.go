@@ -94,7 +94,14 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 	if label == "" {
 		label = "<none>"
 	}
-	r.FromSeed, r.FromRegistry, r.Err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all})
+	if p := g.desc.Platform; p != nil && !im.platformMatcher().Match(*p) {
+		// An entry for another platform: ctr's import still names it but
+		// imports none of its content; store its root so the name does
+		// not dangle, and do the same.
+		_, r.Err = im.fetchHandler(f)(ctx, g.desc)
+	} else {
+		r.FromSeed, r.FromRegistry, r.Err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all})
+	}
 	if r.Err == nil {
 		for _, e := range g.entries {
 			names, err := im.recordEntry(ctx, st, e)

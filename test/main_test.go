@@ -175,7 +175,6 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-
 // uniqueImage is testseed's standard image plus a layer unique to the test,
 // so content is never already in the daemon from another test (containerd
 // shares blobs across namespaces).

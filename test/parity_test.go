@@ -63,7 +63,9 @@ func parity(t *testing.T, seed string, flags ...string) {
 		}
 	}
 	if w, g := snapshotChain(t, nsCtr), snapshotChain(t, nsSeed); !slices.Equal(w, g) {
-		t.Errorf("committed snapshots differ:\nctr:      %s\nctr-seed: %s", strings.Join(w, "\n          "), strings.Join(g, "\n          "))
+		t.Errorf("committed snapshots differ:\nctr:      %s\nctr-seed: %s\nctr images:\n%s\nctr-seed images:\n%s",
+			strings.Join(w, "\n          "), strings.Join(g, "\n          "),
+			ctr(t, nsCtr, "images", "ls"), ctr(t, nsSeed, "images", "ls"))
 	}
 }
 

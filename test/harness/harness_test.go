@@ -1,0 +1,156 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
+)
+
+// TestDaemon walks the main life cycle: start, talk to it (client and ctr),
+// make a real overlay mount under its dir, restart, and clean up.
+func TestDaemon(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Now()
+	bins := Binaries(t)
+	t.Logf("binaries (%s) ready in %v", bins.Version, time.Since(t0))
+
+	t0 = time.Now()
+	d := StartDaemon(t, DaemonOptions{DisableCRI: true})
+	t.Logf("daemon started in %v at %s", time.Since(t0), d.Address)
+	c := d.Client(t)
+
+	checkVersion(t, c, bins.Version)
+	ps, err := c.IntrospectionService().Plugins(ctx, "type==io.containerd.snapshotter.v1,id==overlayfs")
+	if err != nil || len(ps.Plugins) != 1 || ps.Plugins[0].InitErr != nil {
+		t.Fatalf("overlayfs snapshotter not usable: err=%v plugins=%v", err, ps.GetPlugins())
+	}
+	ps, err = c.IntrospectionService().Plugins(ctx, "id==cri")
+	if err != nil || len(ps.Plugins) != 0 {
+		t.Errorf("DisableCRI: CRI plugin still listed: err=%v plugins=%v", err, ps.GetPlugins())
+	}
+
+	// A two-layer snapshot gives a real overlay mount: proof that the root
+	// is on an overlay-capable filesystem, and something Cleanup must undo.
+	sn := c.SnapshotService("overlayfs")
+	if _, err := sn.Prepare(ctx, "base-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.Commit(ctx, "base", "base-active"); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := sn.Prepare(ctx, "top", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mounts) != 1 || mounts[0].Type != "overlay" {
+		t.Fatalf("expected one overlay mount, got %+v", mounts)
+	}
+	target := filepath.Join(d.Dir, "mnt")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mount.All(mounts, target); err != nil {
+		t.Fatalf("mount overlay: %v", err)
+	}
+
+	if out, err := d.Ctr(t, "images", "ls"); err != nil || !strings.Contains(out, "REF") {
+		t.Fatalf("ctr images ls: err=%v out=%q", err, out)
+	}
+
+	t0 = time.Now()
+	d.Restart(t)
+	t.Logf("daemon restarted in %v", time.Since(t0))
+	checkVersion(t, c, bins.Version) // the old client reconnects by itself
+	if _, err := sn.Stat(ctx, "top"); err != nil {
+		t.Errorf("snapshot lost across restart: %v", err)
+	}
+	if !strings.Contains(d.Log(), "=== harness:") || strings.Count(d.Log(), "=== harness:") != 2 {
+		t.Errorf("log should hold both runs:\n%s", tail(d.Log(), 20))
+	}
+
+	if err := d.Cleanup(); err != nil {
+		t.Fatalf("cleanup: %v", err)
+	}
+	if _, err := os.Stat(d.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after cleanup (err=%v)", d.Dir, err)
+	}
+	if mps, err := mountsUnder(d.Dir); err != nil || len(mps) != 0 {
+		t.Errorf("mounts left under %s: %v (err=%v)", d.Dir, mps, err)
+	}
+}
+
+// TestDaemonOptions covers ExtraConfig, ConfigFile, Kill and two daemons at
+// once (their dirs, sockets and NRI sockets must not collide).
+func TestDaemonOptions(t *testing.T) {
+	t.Run("ExtraConfig+Kill", func(t *testing.T) {
+		t.Parallel()
+		d := StartDaemon(t, DaemonOptions{
+			DisableCRI:  true,
+			ExtraConfig: "disabled_plugins = [\"io.containerd.snapshotter.v1.native\"]\n",
+		})
+		c := d.Client(t)
+		for _, id := range []string{"native", "cri"} {
+			ps, err := c.IntrospectionService().Plugins(context.Background(), "id=="+id)
+			if err != nil || len(ps.Plugins) != 0 {
+				t.Errorf("%s should be disabled: err=%v plugins=%v", id, err, ps.GetPlugins())
+			}
+		}
+		d.Kill(t)
+		if err := ping(d.Address); err == nil {
+			t.Fatal("daemon still answers after Kill")
+		}
+		d.Stop(t) // idempotent on a dead daemon
+		d.Restart(t)
+		checkVersion(t, c, d.Bins.Version)
+	})
+	t.Run("ConfigFile", func(t *testing.T) {
+		t.Parallel()
+		cfg := filepath.Join(t.TempDir(), "config.toml")
+		body := "version = 3\nroot = \"{{.Root}}\"\nstate = \"{{.State}}\"\n" +
+			"disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n" +
+			"[grpc]\n  address = \"{{.Dir}}/custom.sock\"\n" +
+			"[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{{.Dir}}/opt\"\n"
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d := StartDaemon(t, DaemonOptions{ConfigFile: cfg})
+		if filepath.Base(d.Address) != "custom.sock" {
+			t.Errorf("Address should follow the config file, got %s", d.Address)
+		}
+		if out, err := d.Ctr(t, "version"); err != nil || !strings.Contains(out, "Server:") {
+			t.Errorf("ctr version: err=%v out=%q", err, out)
+		}
+	})
+}
+
+func TestBuildCommand(t *testing.T) {
+	p := BuildCommand(t, "./cmd/ctr-seed")
+	if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("%s not an executable: %v", p, err)
+	}
+	if again := BuildCommand(t, "./cmd/ctr-seed"); again != p {
+		t.Errorf("second build gave %s, want memoised %s", again, p)
+	}
+	if root := ModuleRoot(t); !strings.HasPrefix(p, os.TempDir()) || root == "" {
+		t.Errorf("unexpected paths: bin %s, root %s", p, root)
+	}
+}
+
+func checkVersion(t *testing.T, c *client.Client, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := c.Version(ctx)
+	if err != nil {
+		t.Fatalf("Version: %v", err)
+	}
+	if v.Version != strings.TrimPrefix(want, "v") {
+		t.Errorf("daemon reports %q, go.mod pins %q", v.Version, want)
+	}
+}
