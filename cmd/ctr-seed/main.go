@@ -30,8 +30,9 @@ func main() {
 	}()
 	code := run(ctx, os.Args)
 	var in interrupted
-	if errors.As(context.Cause(ctx), &in) {
-		// 130 for SIGINT, 143 for SIGTERM, as shells report them.
+	if errors.As(context.Cause(ctx), &in) && code != 0 {
+		// 130 for SIGINT, 143 for SIGTERM, as shells report them; a
+		// command that stopped cleanly on the signal (serve) exits 0.
 		code = 128 + int(in.sig)
 	}
 	os.Exit(code)
@@ -80,7 +81,7 @@ func onUsageError(_ context.Context, _ *cli.Command, err error, _ bool) error {
 }
 
 func newApp() *cli.Command {
-	cmds := []*cli.Command{lsCommand(), verifyCommand(), importCommand(), pullCommand()}
+	cmds := []*cli.Command{lsCommand(), verifyCommand(), importCommand(), pullCommand(), serveCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}

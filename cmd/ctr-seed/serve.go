@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/BurntSushi/toml"
+	"github.com/containerd/log"
+	"github.com/ctr-seed/ctr-seed/importer/seeddir"
+	"github.com/urfave/cli/v3"
+)
+
+// serveCommand is the plugin's job as a sidecar for an unmodified
+// containerd: same config keys, same code path, over the socket.
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "import a seeds directory at start and watch it (the containerd-seed plugin, as a sidecar)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: "/etc/ctr-seed/config.toml",
+				Usage: "TOML with the plugin's keys (seeds_dir, namespace, snapshotter, platforms, unpack, pin, watch, labels)"},
+			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/ctr-seed", Usage: "where imported seed versions are remembered"},
+			&cli.BoolFlag{Name: "once", Usage: "import the seeds dir once and exit (no watch)"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			cfg, err := loadServeConfig(cmd.String("config"))
+			if err != nil {
+				return err
+			}
+			if cmd.Bool("once") {
+				cfg.Watch = false
+			}
+			if err := os.MkdirAll(cmd.String("state-dir"), 0o700); err != nil {
+				return err
+			}
+			c, ctx, err := newClient(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			svc, err := seeddir.New(c, cfg, cmd.String("state-dir"))
+			if err != nil {
+				return err
+			}
+			log.G(ctx).WithField("seeds_dir", cfg.SeedsDir).WithField("namespace", cfg.Namespace).Info("ctr-seed serve started")
+			return svc.Run(ctx)
+		},
+	}
+}
+
+// loadServeConfig reads the keys of the plugin section, at the top level
+// of the file; missing keys keep the plugin's defaults.
+func loadServeConfig(path string) (seeddir.Config, error) {
+	cfg := seeddir.DefaultConfig()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		return cfg, usageError{fmt.Errorf("config %s: unknown keys %v", path, un)}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,74 @@
+package seeddir
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// isCandidate: hidden names are seeds still being written (the usual
+// "write to .name, then rename" pattern) or our own files.
+func isCandidate(name string) bool {
+	return name != "" && !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".tmp") && !strings.HasSuffix(name, ".part")
+}
+
+// fingerprintOf describes the current version of a seed. For a layout
+// directory it sums its files, so any change inside is seen.
+func fingerprintOf(path string) (fingerprint, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fingerprint{}, err
+	}
+	fp := fingerprint{Size: fi.Size(), MTime: fi.ModTime().UTC()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		fp.Inode = st.Ino
+	}
+	if !fi.IsDir() {
+		return fp, nil
+	}
+	fp.Size = 0
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fp.Size += info.Size()
+		if m := info.ModTime().UTC(); m.After(fp.MTime) {
+			fp.MTime = m
+		}
+		return nil
+	})
+	return fp, err
+}
+
+// beingWritten reports whether anybody has the file open for writing: a
+// read lease (F_SETLEASE) is refused exactly then. Where leases are not
+// supported the caller's quiet period is the only guard.
+func beingWritten(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || fi.IsDir() {
+		return false
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_RDLCK); err != nil {
+		return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY)
+	}
+	unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_UNLCK)
+	return false
+}
+
+// quietPeriod is how long a seed must stay unchanged before it is read.
+const quietPeriod = 500 * time.Millisecond

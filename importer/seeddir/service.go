@@ -1,0 +1,159 @@
+package seeddir
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/progress"
+	"github.com/containerd/log"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/importer"
+)
+
+// Service imports the seeds of one directory.
+type Service struct {
+	cfg      Config
+	client   *client.Client
+	importer *importer.Importer
+	state    *state
+	spool    string
+}
+
+// New prepares the service; stateDir keeps what was imported (the
+// plugin's root dir, or serve's --state-dir).
+func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
+	opts, err := cfg.importerOptions()
+	if err != nil {
+		return nil, err
+	}
+	spool := filepath.Join(stateDir, "spool")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, err
+	}
+	st, err := loadState(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, client: c, importer: importer.New(c, opts), state: st, spool: spool}, nil
+}
+
+// Run imports every seed, then, if watching, each new or changed one until
+// ctx ends. Bad seeds are logged and skipped; Run fails only on ctx.
+func (s *Service) Run(ctx context.Context) error {
+	ctx = namespaces.WithNamespace(ctx, s.cfg.Namespace)
+	ctx = log.WithLogger(ctx, log.G(ctx).WithField("seeds_dir", s.cfg.SeedsDir))
+	s.ImportAll(ctx, true)
+	if !s.cfg.Watch {
+		return nil
+	}
+	return s.watch(ctx)
+}
+
+// ImportAll imports every seed whose version was not imported yet. At boot
+// (retryFailed) seeds that failed before are tried again.
+func (s *Service) ImportAll(ctx context.Context, retryFailed bool) {
+	entries, err := os.ReadDir(s.cfg.SeedsDir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.G(ctx).WithError(err).Error("reading seeds dir")
+		}
+		return
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if isCandidate(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if ctx.Err() != nil {
+			return
+		}
+		s.importIfNew(ctx, n, retryFailed)
+	}
+}
+
+// importIfNew imports the seed unless this version of it was imported
+// and its images are all still there.
+func (s *Service) importIfNew(ctx context.Context, name string, retryFailed bool) {
+	path := filepath.Join(s.cfg.SeedsDir, name)
+	fp, err := fingerprintOf(path)
+	if err != nil {
+		return // gone meanwhile
+	}
+	if r, ok := s.state.get(name); ok && r.Fingerprint == fp {
+		if r.Error != "" && !retryFailed {
+			return
+		}
+		if r.Error == "" && s.imagesPresent(ctx, r.Images) {
+			log.G(ctx).WithField("seed", name).Debug("seed unchanged since its import, skipped")
+			return
+		}
+	}
+	s.importSeed(ctx, name, path, fp)
+}
+
+func (s *Service) imagesPresent(ctx context.Context, names []string) bool {
+	is := s.client.ImageService()
+	for _, n := range names {
+		if _, err := is.Get(ctx, n); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerprint) {
+	start := time.Now()
+	lg := log.G(ctx).WithField("seed", name)
+	rec := record{Fingerprint: fp, ImportedAt: start.UTC()}
+	seed, err := fetcher.Open(ctx, path, fetcher.WithSpoolDir(s.spool))
+	var results []importer.ImageResult
+	if err == nil {
+		results, err = s.importer.Import(ctx, fetcher.Seeds{seed})
+		seed.Close()
+	}
+	var bytes int64
+	for _, r := range results {
+		if r.Err != nil {
+			lg.WithError(r.Err).Error("seed image failed")
+			continue
+		}
+		rec.Images = append(rec.Images, r.Names...)
+		bytes += r.FromSeed
+	}
+	if err != nil {
+		rec.Error = err.Error()
+		if !errors.Is(err, importer.ErrImagesFailed) {
+			lg.WithError(err).Error("seed import failed")
+		}
+	} else {
+		lg.WithField("images", strings.Join(rec.Images, ",")).WithField("bytes", progress.Bytes(bytes).String()).
+			WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("seed imported")
+	}
+	if err := s.state.put(name, rec); err != nil {
+		lg.WithError(err).Warn("saving seed state")
+	}
+}
+
+// Images lists the image names the service has imported, for status.
+func (s *Service) Images() []string {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	var out []string
+	for _, r := range s.state.Seeds {
+		out = append(out, r.Images...)
+	}
+	sort.Strings(out)
+	return out
+}
+

@@ -1,0 +1,98 @@
+package seeddir
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// stateFile records which seeds were imported, so an unchanged seed is not
+// imported again after a restart.
+const stateFile = "state.json"
+
+// fingerprint identifies a version of a seed without reading it.
+type fingerprint struct {
+	Size  int64     `json:"size"`
+	MTime time.Time `json:"mtime"`
+	Inode uint64    `json:"inode"`
+}
+
+// record is what the service remembers of one seed.
+type record struct {
+	Fingerprint fingerprint `json:"fingerprint"`
+	Images      []string    `json:"images,omitempty"`
+	ImportedAt  time.Time   `json:"imported_at"`
+	// Error is set when the seed failed; it is not retried until it
+	// changes (or the service restarts).
+	Error string `json:"error,omitempty"`
+}
+
+type state struct {
+	mu    sync.Mutex
+	path  string
+	Seeds map[string]record `json:"seeds"`
+}
+
+func loadState(dir string) (*state, error) {
+	s := &state{path: filepath.Join(dir, stateFile), Seeds: map[string]record{}}
+	b, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state: %w", err)
+	}
+	if err := json.Unmarshal(b, s); err != nil {
+		// A damaged state only costs a re-import: start afresh.
+		return &state{path: s.path, Seeds: map[string]record{}}, nil
+	}
+	if s.Seeds == nil {
+		s.Seeds = map[string]record{}
+	}
+	return s, nil
+}
+
+func (s *state) get(name string) (record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.Seeds[name]
+	return r, ok
+}
+
+func (s *state) put(name string, r record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Seeds[name] = r
+	return s.save()
+}
+
+func (s *state) forget(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.Seeds[name]; !ok {
+		return nil
+	}
+	delete(s.Seeds, name)
+	return s.save()
+}
+
+// save writes the state atomically: a crash leaves the old or the new file.
+func (s *state) save() error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := s.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	return nil
+}
