@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,19 +26,37 @@ import (
 // hangLimit fails an input that takes this long; a healthy one takes ms.
 const hangLimit = 5 * time.Second
 
-// tarEnt is one entry of a hand-made tar (typ 0: a regular file).
+// tarEnt is one tar entry (typ 0: a regular file holding data).
 type tarEnt struct {
 	name, link string
 	typ        byte
 	data       []byte
 }
 
-func mkTar(t testing.TB, es []tarEnt) []byte {
+// retar reads the tar base (nil: none) and writes it back with edits,
+// each replacing the entry of its name or else appended.
+func retar(t testing.TB, base []byte, edits ...tarEnt) []byte {
+	var es []tarEnt
+	tr := tar.NewReader(bytes.NewReader(base))
+	for hdr, err := tr.Next(); err != io.EOF; hdr, err = tr.Next() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		es = append(es, tarEnt{hdr.Name, hdr.Linkname, hdr.Typeflag, data})
+	}
+	for _, e := range edits {
+		if i := slices.IndexFunc(es, func(x tarEnt) bool { return x.name == e.name }); i >= 0 {
+			es[i] = e
+		} else {
+			es = append(es, e)
+		}
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range es {
 		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, ModTime: testseed.FixedTime}
-		if e.typ == 0 {
+		if e.typ == 0 || e.typ == tar.TypeReg {
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(e.data))
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
@@ -53,46 +72,14 @@ func mkTar(t testing.TB, es []tarEnt) []byte {
 	return buf.Bytes()
 }
 
-// readTar lists b's entries; replace swaps the one called name for e.
-func readTar(t testing.TB, b []byte) (es []tarEnt) {
-	tr := tar.NewReader(bytes.NewReader(b))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return es
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		e := tarEnt{name: hdr.Name, link: hdr.Linkname, typ: hdr.Typeflag, data: data}
-		if e.typ == tar.TypeReg {
-			e.typ = 0
-		}
-		es = append(es, e)
-	}
-}
-
-func replace(es []tarEnt, name string, e tarEnt) []tarEnt {
-	out := append([]tarEnt(nil), es...)
-	for i := range out {
-		if out[i].name == name {
-			out[i] = e
-			return out
-		}
-	}
-	return append(out, e)
-}
-
 func compress(t testing.TB, b []byte, c testseed.Compression) []byte {
 	var buf bytes.Buffer
 	w, err := testseed.Compress(&buf, c)
-	if err == nil {
-		_, err = w.Write(b)
-	}
-	if err == nil {
-		err = w.Close()
-	}
 	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(b) // into a bytes.Buffer: cannot fail
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -153,17 +140,10 @@ func openAndExercise(t *testing.T, ctx context.Context, p string) {
 		return
 	}
 	defer s.Close()
-	docs := []string{ocispec.ImageLayoutFile, ocispec.ImageIndexFile}
-	if strings.HasPrefix(s.Format(), "docker-") {
-		docs = []string{dockerManifestFile}
-	}
-	for _, name := range docs {
-		if f, err := s.arch.lookup(name); err == nil && f.size > MaxJSONSize {
-			t.Errorf("%s opened with a %d byte %s, over the cap", s.Format(), f.size, name)
-		}
-	}
-	if s.Index().Size > MaxJSONSize {
-		t.Errorf("Open gave a %d byte index, over the cap, so Images must fail", s.Index().Size)
+	// The document Open parsed, and the index it gives Images, are capped.
+	doc := map[bool]string{false: ocispec.ImageIndexFile, true: dockerManifestFile}[strings.HasPrefix(s.Format(), "docker-")]
+	if f, err := s.arch.lookup(doc); err != nil || f.size > MaxJSONSize || s.Index().Size > MaxJSONSize {
+		t.Errorf("%s opened with %s of %d bytes (%v) and an index of %d bytes; the cap is %d", s.Format(), doc, f.size, err, s.Index().Size, MaxJSONSize)
 	}
 	descs := []ocispec.Descriptor{s.Index()}
 	imgs, err := s.Images(ctx)
@@ -206,10 +186,6 @@ func fetchVerified(t *testing.T, ctx context.Context, s *Seed, desc ocispec.Desc
 		return
 	}
 	defer rc.Close()
-	if !desc.Digest.Algorithm().Available() {
-		t.Errorf("Fetch served %q, whose algorithm is unavailable", desc.Digest)
-		return
-	}
 	dg := desc.Digest.Algorithm().Digester()
 	if n, err := io.Copy(dg.Hash(), rc); err != nil {
 		namesSeed(t, s.Path(), err)
@@ -221,20 +197,17 @@ func fetchVerified(t *testing.T, ctx context.Context, s *Seed, desc ocispec.Desc
 func FuzzOpenSeed(f *testing.F) {
 	shortMinimize()
 	oci, docker, img := smallSeeds(f)
-	es := readTar(f, oci)
 	cfg := "blobs/sha256/" + img.Config.Digest.Encoded()
 	for _, b := range [][]byte{
 		oci, docker, compress(f, oci, testseed.Gzip), compress(f, docker, testseed.Zstd),
-		mkTar(f, replace(es, cfg, tarEnt{name: cfg, typ: tar.TypeSymlink, link: "/etc/passwd"})),
-		mkTar(f, replace(es, cfg, tarEnt{name: cfg, typ: tar.TypeLink, link: cfg})),
-		mkTar(f, replace(es, ocispec.ImageIndexFile, tarEnt{name: ocispec.ImageIndexFile, data: []byte("not json {")})),
-		mkTar(f, []tarEnt{
-			{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
-			{name: "../index.json", data: []byte(`{"schemaVersion":2,"manifests":[]}`)},
-			{name: "blobs/../../etc/passwd", data: []byte("root")},
-			{name: "index.json", typ: tar.TypeSymlink, link: "../index.json"},
-		}),
-		mkTar(f, []tarEnt{{name: "manifest.json", data: []byte(`[{"Config":"../../etc/passwd","Layers":["/dev/zero"]}]`)}}),
+		retar(f, oci, tarEnt{name: cfg, typ: tar.TypeSymlink, link: "/etc/passwd"}),
+		retar(f, oci, tarEnt{name: cfg, typ: tar.TypeLink, link: cfg}),
+		retar(f, oci, tarEnt{name: "index.json", data: []byte("not json {")}),
+		retar(f, nil, tarEnt{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+			tarEnt{name: "../index.json", data: []byte(`{"schemaVersion":2,"manifests":[]}`)},
+			tarEnt{name: "blobs/../../etc/passwd", data: []byte("root")},
+			tarEnt{name: "index.json", typ: tar.TypeSymlink, link: "../index.json"}),
+		retar(f, nil, tarEnt{name: "manifest.json", data: []byte(`[{"Config":"../../etc/passwd","Layers":["/dev/zero"]}]`)}),
 		{}, {0x1f, 0x8b}, {0xfd, '7', 'z', 'X', 'Z', 0},
 	} {
 		if len(b) >= 64<<10 {
@@ -242,15 +215,14 @@ func FuzzOpenSeed(f *testing.F) {
 		}
 		f.Add(b)
 	}
-
 	// Documents over the cap are refused by their declared size. These
 	// inflate to 32 MiB, too slow to fuzz, so they are checked once here.
 	pad := func(doc string) []byte {
 		return append([]byte(doc), bytes.Repeat([]byte(" "), MaxJSONSize+1-len(doc))...)
 	}
 	for name, b := range map[string][]byte{
-		"index.json":    compress(f, mkTar(f, replace(es, "index.json", tarEnt{name: "index.json", data: pad(`{"schemaVersion":2}`)})), testseed.Gzip),
-		"manifest.json": compress(f, mkTar(f, replace(readTar(f, docker), "manifest.json", tarEnt{name: "manifest.json", data: pad(`[]`)})), testseed.Zstd),
+		"index.json":    compress(f, retar(f, oci, tarEnt{name: "index.json", data: pad(`{"schemaVersion":2}`)}), testseed.Gzip),
+		"manifest.json": compress(f, retar(f, docker, tarEnt{name: "manifest.json", data: pad(`[]`)}), testseed.Zstd),
 	} {
 		p := writeFile(f, filepath.Join(f.TempDir(), "big"), b)
 		if s, err := Open(context.Background(), p); err == nil {
@@ -260,8 +232,7 @@ func FuzzOpenSeed(f *testing.F) {
 			f.Fatalf("oversized %s: unexpected error %v", name, err)
 		}
 	}
-
-	dir := f.TempDir() // one worker runs one input at a time
+	dir := f.TempDir() // a worker runs one input at a time
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := writeFile(t, filepath.Join(dir, "seed"), data)
 		withinBudget(t, func(ctx context.Context) { openAndExercise(t, ctx, p) })
@@ -271,48 +242,41 @@ func FuzzOpenSeed(f *testing.F) {
 func FuzzDockerManifest(f *testing.F) {
 	shortMinimize()
 	_, docker, img := smallSeeds(f)
-	es := readTar(f, docker)
 	cfg, layer := img.Config.Digest.Encoded()+".json", img.DiffIDs[0].Encoded()+"/layer.tar"
 	blob0, blob1 := "blobs/sha256/"+img.DiffIDs[0].Encoded(), "blobs/sha256/"+img.DiffIDs[1].Encoded()
-	for _, e := range es {
-		if e.name == dockerManifestFile {
-			f.Add(e.data)
-		}
+	var layers []string
+	for _, d := range img.DiffIDs {
+		layers = append(layers, d.Encoded()+"/layer.tar")
 	}
-	// Targets for a manifest to name: a layer under a blobs/ name, links
-	// escaping the archive and looping.
-	es = append(es, tarEnt{name: blob0, typ: tar.TypeLink, link: layer}, tarEnt{name: blob1, typ: tar.TypeSymlink, link: "/etc/passwd"},
+	// More for a manifest to name: a layer under a blobs/ name, links
+	// escaping the archive or looping.
+	base := retar(f, docker, tarEnt{name: blob0, typ: tar.TypeLink, link: layer}, tarEnt{name: blob1, typ: tar.TypeSymlink, link: "/etc/passwd"},
 		tarEnt{name: "loop/a", typ: tar.TypeSymlink, link: "b"}, tarEnt{name: "loop/b", typ: tar.TypeSymlink, link: "a"})
 	for _, m := range []string{
-		`[]`, `{}`, `null`, `[{}]`, `[{"Config":"/etc/passwd"}]`, `[{"Config":"` + cfg + `"}]`,
-		`[{"Config":"` + cfg + `","RepoTags":["UPPER:case"],"Layers":[]}]`,
+		`[{"Config":"` + cfg + `","RepoTags":["demo:1.0"],"Layers":["` + strings.Join(layers, `","`) + `"]}]`, // as written
+		`[]`, `{}`, `null`, `[{}]`, `[{"Config":"/etc/passwd"}]`, `[{"Config":"` + layer + `","Layers":["` + cfg + `"]}]`,
+		`[{"Config":"` + cfg + `","RepoTags":["UPPER:case"]}]`,
 		`[{"Config":"` + cfg + `","RepoTags":["a@sha256:` + strings.Repeat("0", 64) + `"],"Layers":["` + layer + `","` + blob0 + `"]}]`,
 		`[{"Config":"` + cfg + `","Layers":["` + blob1 + `","loop/a","../` + layer + `"]}]`,
-		`[{"Config":"` + layer + `","Layers":["` + cfg + `"]}]`,
 	} {
 		f.Add([]byte(m))
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, manifest []byte) {
-		b := mkTar(t, replace(es, dockerManifestFile, tarEnt{name: dockerManifestFile, data: manifest}))
-		p := writeFile(t, filepath.Join(dir, "docker.tar"), b)
+		p := writeFile(t, filepath.Join(dir, "docker.tar"), retar(t, base, tarEnt{name: dockerManifestFile, data: manifest}))
 		withinBudget(t, func(ctx context.Context) { openAndExercise(t, ctx, p) })
 	})
 }
 
 func FuzzPick(f *testing.F) {
 	dA := digest.FromString("a")
-	for _, in := range [][4]string{
-		{"alpine:3.20", "docker.io/library/alpine:3.20", "3.20", "3.20"},
-		{"alpine@" + dA.String(), "alpine", "", "latest"},
-		{"alpine:3@" + dA.String(), "docker.io/library/alpine@" + dA.String(), "alpine:3", "3"},
-		{"registry.local:5000/app", "", "registry.local:5000/app:latest", "latest"},
-		{"busybox:1.36", "", "1.36", "busybox:1.36"},
-		{"x:v3", "", "v3", "v3"},
-		{"UPPER:case", "UPPER:case", "", ""},
-	} {
-		f.Add(in[0], in[1], in[2], in[3])
-	}
+	f.Add("alpine:3.20", "docker.io/library/alpine:3.20", "3.20", "3.20")
+	f.Add("alpine@"+dA.String(), "alpine", "", "latest")
+	f.Add("alpine:3@"+dA.String(), "docker.io/library/alpine@"+dA.String(), "alpine:3", "3")
+	f.Add("x@"+dA.String(), "", "v1", "v1")
+	f.Add("registry.local:5000/app", "", "registry.local:5000/app:latest", "latest")
+	f.Add("busybox:1.36", "", "1.36", "busybox:1.36")
+	f.Add("UPPER:case", "UPPER:case", "", "")
 	f.Fuzz(func(t *testing.T, ref, imageName, refName, tag string) {
 		q, err := parseQuery(ref)
 		if err != nil {
@@ -328,21 +292,20 @@ func FuzzPick(f *testing.F) {
 		cands := []candidate{
 			{seed: s1, desc: entryDesc(dA, imageName, refName)},
 			{seed: s1, desc: entryDesc(digest.FromString("b"), "", tag)},
-			{seed: s2, desc: entryDesc(digest.FromString("c"), "", refName), repoTag: []string{tag, imageName}},
+			{seed: s2, desc: entryDesc(digest.FromString("c"), "", refName), repoTag: slices.DeleteFunc([]string{tag, imageName}, func(s string) bool { return s == "" })},
 		}
 		if q.pin != "" {
 			cands = append(cands, candidate{seed: s2, desc: entryDesc(q.pin, imageName, tag)})
 		}
 		got, err := pick(q, cands)
 
-		// Oracle: the first level (image name, full ref.name, tag alone,
-		// RepoTag) at which anything matches decides, in seed order.
+		// Oracle: the first level (image name, full ref.name, tag alone on
+		// an entry with no other name, RepoTag) at which anything matches
+		// decides, in seed order.
 		full := func(name string, d digest.Digest) bool {
 			n, err := distref.ParseDockerRef(name)
-			if err != nil {
-				return false
-			} else if q.pin == "" {
-				return n.String() == q.ref
+			if err != nil || q.pin == "" {
+				return err == nil && n.String() == q.ref
 			}
 			c, ok := n.(distref.Canonical)
 			return d == q.pin && n.Name() == q.repo && (!ok || c.Digest() == q.pin)
@@ -355,13 +318,10 @@ func FuzzPick(f *testing.F) {
 				return 0
 			case rn != "" && !tagOnly && full(rn, d):
 				return 1
-			case tagOnly && (q.pin != "" && d == q.pin || q.pin == "" && rn == q.tag):
+			case tagOnly && in == "" && len(c.repoTag) == 0 && (q.pin != "" && d == q.pin || q.pin == "" && rn == q.tag):
 				return 2
-			}
-			for _, rt := range c.repoTag {
-				if full(rt, d) {
-					return 3
-				}
+			case slices.ContainsFunc(c.repoTag, func(rt string) bool { return full(rt, d) }):
+				return 3
 			}
 			return 4
 		}
@@ -380,10 +340,8 @@ func FuzzPick(f *testing.F) {
 		case ambiguous && !errdefs.IsFailedPrecondition(err):
 			t.Fatalf("%q: tag %q is ambiguous, pick gave %+v, %v", ref, q.tag, got.desc, err)
 		case best == 4 || ambiguous:
-		case err != nil:
-			t.Fatalf("%q: pick failed but %+v matches at level %d: %v", ref, hits[0].desc, best, err)
-		case !reflect.DeepEqual(got, hits[0]):
-			t.Fatalf("%q: picked %+v, want %+v (level %d)", ref, got.desc, hits[0].desc, best)
+		case err != nil || !reflect.DeepEqual(got, hits[0]):
+			t.Fatalf("%q: picked %+v, %v; want %+v (level %d)", ref, got.desc, err, hits[0].desc, best)
 		case q.pin != "" && got.desc.Digest != q.pin:
 			t.Fatalf("%q pins %s, picked %s", ref, q.pin, got.desc.Digest)
 		case q.pin == "" && best == 2 && got.desc.Annotations[ocispec.AnnotationRefName] != q.tag:

@@ -156,4 +156,3 @@ func (s *Service) Images() []string {
 	sort.Strings(out)
 	return out
 }
-
