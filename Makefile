@@ -7,20 +7,27 @@ DEMO_DIR  ?= $(CURDIR)/.demo
 FUZZTIME  ?= 20s
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
+CONTAINERD_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2 | sed 's/^v//')
 
-.PHONY: all build demo test unit fuzz vet clean
+.PHONY: all build demo test unit fuzz vet clean bench
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ctr-seed ./cmd/ctr-seed
 	$(GO) build -o $(BIN)/mkseed ./test/mkseed
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.seedVersion=$(VERSION) -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)" -o $(BIN)/containerd-seed ./cmd/containerd-seed
 
 # demo: build everything (containerd and ctr at the pinned version, cached),
 # start a private containerd in a temp root, make small seeds in every
 # format, ls/verify/import them, show images and snapshots, clean up.
 demo:
 	$(GO) run ./test/demo
+
+# bench: ctr-seed import vs ctr images import on fresh private daemons (root;
+# not part of make test). Flags via BENCH_FLAGS, e.g. "-pairs 1 -size large".
+bench:
+	$(GO) run ./test/bench $(BENCH_FLAGS)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
