@@ -37,6 +37,28 @@ func parseDockerManifest(b []byte) ([]dockerManifest, error) {
 	return mfsts, nil
 }
 
+// Limits on what a manifest.json may ask for, so that a small file cannot
+// make a huge index (each tag is an index entry) or manifest. Docker itself
+// stops at 128 layers.
+const (
+	maxDockerTags   = 10000
+	maxDockerLayers = 1000
+)
+
+func checkDockerLimits(mfsts []dockerManifest) error {
+	tags := 0
+	for i, m := range mfsts {
+		tags += max(len(m.RepoTags), 1)
+		if len(m.Layers) > maxDockerLayers {
+			return fmt.Errorf("entry %d lists %d layers (at most %d): %w", i, len(m.Layers), maxDockerLayers, errdefs.ErrInvalidArgument)
+		}
+	}
+	if tags > maxDockerTags {
+		return fmt.Errorf("%d images and tags (at most %d): %w", tags, maxDockerTags, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // dockerSchema2 is the manifest containerd's importer writes for a docker
 // save entry; the field order and types keep its bytes (and so its digest)
 // identical to what `ctr images import` produces.
@@ -58,9 +80,16 @@ func (s *Seed) loadDocker(ctx context.Context) error {
 	if err != nil {
 		return s.errorf("%s: %w", dockerManifestFile, err)
 	}
+	if err := checkDockerLimits(mfsts); err != nil {
+		return s.errorf("%s: %w", dockerManifestFile, err)
+	}
+	layers := map[string]ocispec.Descriptor{} // a layer listed again is not hashed again
 	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}}
 	for i, m := range mfsts {
-		desc, err := s.dockerImage(ctx, m)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		desc, err := s.dockerImage(ctx, m, layers)
 		if err != nil {
 			return s.errorf("%s entry %d: %w", dockerManifestFile, i, err)
 		}
@@ -85,7 +114,7 @@ func (s *Seed) loadDocker(ctx context.Context) error {
 	return nil
 }
 
-func (s *Seed) dockerImage(ctx context.Context, m dockerManifest) (ocispec.Descriptor, error) {
+func (s *Seed) dockerImage(ctx context.Context, m dockerManifest, seen map[string]ocispec.Descriptor) (ocispec.Descriptor, error) {
 	cfgName, ok := cleanName(m.Config)
 	if !ok {
 		return ocispec.Descriptor{}, fmt.Errorf("config path %q leaves the archive: %w", m.Config, errdefs.ErrInvalidArgument)
@@ -107,9 +136,14 @@ func (s *Seed) dockerImage(ctx context.Context, m dockerManifest) (ocispec.Descr
 		if len(m.Layers) == len(cfg.RootFS.DiffIDs) {
 			diffID = cfg.RootFS.DiffIDs[i]
 		}
+		if d, ok := seen[l]; ok && (diffID == "" || d.Digest == diffID || d.MediaType != images.MediaTypeDockerSchema2Layer) {
+			layers[i] = d
+			continue
+		}
 		if layers[i], err = s.dockerLayer(l, diffID); err != nil {
 			return ocispec.Descriptor{}, err
 		}
+		seen[l] = layers[i]
 	}
 	desc := s.putJSON(dockerSchema2{SchemaVersion: 2, MediaType: images.MediaTypeDockerSchema2Manifest, Config: cfgDesc, Layers: layers}, images.MediaTypeDockerSchema2Manifest)
 	p := platforms.Normalize(cfg.Platform)

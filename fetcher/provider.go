@@ -18,7 +18,7 @@ type Seeds []*Seed
 
 func (ss Seeds) find(desc ocispec.Descriptor) *Seed {
 	for _, s := range ss {
-		if size, ok := s.Has(desc.Digest); ok && (desc.Size < 0 || size == desc.Size) {
+		if size, ok := s.Has(desc.Digest); ok && size == desc.Size {
 			return s
 		}
 	}

@@ -190,7 +190,10 @@ func (s *Seed) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClose
 	if err != nil {
 		return nil, s.blobErr(desc.Digest, "%w", err)
 	}
-	if desc.Size >= 0 && f.size != desc.Size {
+	if desc.Size < 0 {
+		return nil, s.blobErr(desc.Digest, "invalid descriptor size %d: %w", desc.Size, errdefs.ErrInvalidArgument)
+	}
+	if f.size != desc.Size {
 		return nil, s.blobErr(desc.Digest, "size mismatch: expected %d bytes, seed has %d: %w", desc.Size, f.size, errdefs.ErrDataLoss)
 	}
 	ra, closer, err := f.open()
@@ -202,22 +205,26 @@ func (s *Seed) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClose
 
 // ReadBlob reads a small blob (at most MaxJSONSize) fully and verified.
 func (s *Seed) ReadBlob(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
-	if desc.Size > MaxJSONSize {
-		return nil, s.blobErr(desc.Digest, "%d bytes exceeds the %d byte cap for documents: %w", desc.Size, MaxJSONSize, errdefs.ErrInvalidArgument)
+	size := desc.Size
+	if f, err := s.blob(desc.Digest); err == nil && f.size > size {
+		size = f.size // the cap is on what would be read, whatever desc says
+	}
+	if size > MaxJSONSize {
+		return nil, s.blobErr(desc.Digest, "%d bytes exceeds the %d byte cap for documents: %w", size, MaxJSONSize, errdefs.ErrInvalidArgument)
 	}
 	rc, err := s.Fetch(ctx, desc)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	return io.ReadAll(io.LimitReader(rc, MaxJSONSize+1))
 }
 
 // ReaderAt makes a Seed a content.Provider, so containerd's image helpers
 // (images.Manifest, images.Platforms, images.ChildrenHandler) read it
 // directly. The whole blob is verified before the reader is returned.
 func (s *Seed) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
-	if desc.Size <= MaxJSONSize {
+	if desc.Size >= 0 && desc.Size <= MaxJSONSize {
 		b, err := s.ReadBlob(ctx, desc)
 		if err != nil {
 			return nil, err
