@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/urfave/cli/v3"
@@ -61,21 +62,43 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 }
 
 func runImport(ctx context.Context, cmd *cli.Command, opts importer.Options) error {
-	seeds, err := openSeeds(ctx, cmd.Args().Slice())
+	sess, ctx, err := openSession(ctx, cmd, cmd.Args().Slice(), &opts)
 	if err != nil {
 		return err
 	}
-	defer seeds.Close()
+	defer sess.Close()
+	_, err = importer.New(sess.client, opts).Import(ctx, sess.seeds)
+	return err
+}
+
+// session is what import and pull share: seeds open, containerd
+// connected, output wired to the importer.
+type session struct {
+	seeds  fetcher.Seeds
+	client *client.Client
+	out    *output
+}
+
+func openSession(ctx context.Context, cmd *cli.Command, seedPaths []string, opts *importer.Options) (*session, context.Context, error) {
+	seeds, err := openSeeds(ctx, seedPaths)
+	if err != nil {
+		return nil, ctx, err
+	}
 	c, ctx, err := newClient(ctx, cmd)
 	if err != nil {
-		return err
+		seeds.Close()
+		return nil, ctx, err
 	}
-	defer c.Close()
-	out := newOutput(cmd)
-	opts.Observer = out
-	_, err = importer.New(c, opts).Import(ctx, seeds)
-	out.Close()
-	return err
+	s := &session{seeds: seeds, client: c, out: newOutput(cmd)}
+	opts.Observer = s.out
+	return s, ctx, nil
+}
+
+// Close waits for the output, then lets go of containerd and the seeds.
+func (s *session) Close() {
+	s.out.Close()
+	s.client.Close()
+	s.seeds.Close()
 }
 
 func openSeeds(ctx context.Context, paths []string) (fetcher.Seeds, error) {

@@ -36,13 +36,9 @@ func pullCommand() *cli.Command {
 }
 
 func runPull(ctx context.Context, cmd *cli.Command, opts importer.Options) error {
-	seeds, err := openSeeds(ctx, cmd.StringSlice("seed"))
-	if err != nil {
-		return err
-	}
-	defer seeds.Close()
 	var remote remotes.Resolver
 	if !cmd.Bool("offline") {
+		var err error
 		remote, err = fetcher.NewRegistryResolver(ctx, fetcher.RegistryOptions{
 			HostsDir: cmd.String("hosts-dir"), PlainHTTP: cmd.Bool("plain-http"), User: cmd.String("user"),
 		})
@@ -50,22 +46,19 @@ func runPull(ctx context.Context, cmd *cli.Command, opts importer.Options) error
 			return err
 		}
 	}
-	c, ctx, err := newClient(ctx, cmd)
+	sess, ctx, err := openSession(ctx, cmd, cmd.StringSlice("seed"), &opts)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	out := newOutput(cmd)
-	opts.Observer = out
-	im := importer.New(c, opts)
-	r := fetcher.NewResolver(seeds, remote)
+	defer sess.Close()
+	im := importer.New(sess.client, opts)
+	r := fetcher.NewResolver(sess.seeds, remote)
 	failed := 0
 	for _, ref := range cmd.Args().Slice() {
 		if _, err := im.Pull(ctx, r, ref); err != nil {
 			failed++
 		}
 	}
-	out.Close()
 	if failed > 0 {
 		return fmt.Errorf("%d of %d images: %w", failed, cmd.Args().Len(), importer.ErrImagesFailed)
 	}
