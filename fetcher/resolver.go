@@ -50,8 +50,14 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (string, ocispec.Des
 	if r.remote == nil {
 		return "", ocispec.Descriptor{}, fmt.Errorf("%w (offline: no registry fallback)", err)
 	}
-	log.G(ctx).WithField("ref", ref).Debug("not in seeds, resolving in registry")
-	return r.remote.Resolve(ctx, ref)
+	// The registry gets the normalised name too (alpine →
+	// docker.io/library/alpine:latest), as ctr would send it.
+	q, err := parseQuery(ref)
+	if err != nil {
+		return "", ocispec.Descriptor{}, err
+	}
+	log.G(ctx).WithField("ref", q.ref).Debug("not in seeds, resolving in registry")
+	return r.remote.Resolve(ctx, q.ref)
 }
 
 // Fetcher implements remotes.Resolver.

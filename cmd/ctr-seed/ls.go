@@ -37,7 +37,7 @@ func ls(ctx context.Context, cmd *cli.Command) error {
 	for _, path := range cmd.Args().Slice() {
 		if err := lsSeed(ctx, tw, path, quiet); err != nil {
 			tw.Flush()
-			fmt.Fprintf(cmd.Root().ErrWriter, "ctr-seed: %v\n", err)
+			fmt.Fprintf(cmd.Root().ErrWriter, "ctr-seed: %s\n", oneLine(err))
 			failed = cli.Exit("", 1)
 		}
 	}

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/containerd/log"
@@ -53,23 +55,29 @@ func run(ctx context.Context, args []string) int {
 	}
 	if errors.Is(err, importer.ErrImagesFailed) {
 		// Each failure has been printed as it happened.
-		fmt.Fprintf(os.Stderr, "ctr-seed: %v\n", err)
+		fmt.Fprintf(os.Stderr, "ctr-seed: %s\n", oneLine(err))
 		return 1
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(os.Stderr, "ctr-seed: %v\n", err)
+		fmt.Fprintf(os.Stderr, "ctr-seed: %s\n", oneLine(err))
 		return 2
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := err.Error(); msg != "" {
-			fmt.Fprintf(os.Stderr, "ctr-seed: %s\n", msg)
+			fmt.Fprintf(os.Stderr, "ctr-seed: %s\n", oneLine(errors.New(msg)))
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintf(os.Stderr, "ctr-seed: %v\n", err)
+	fmt.Fprintf(os.Stderr, "ctr-seed: %s\n", oneLine(err))
 	return 1
+}
+
+// oneLine flattens an error whose text spans lines (a registry's error body
+// arrives after a newline) so that each failure is one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ; ")), " ")
 }
 
 type usageError struct{ error }
@@ -92,10 +100,12 @@ func newApp() *cli.Command {
 		Flags:   globalFlags(),
 		Before: func(ctx context.Context, cmd *cli.Command) (context.Context, error) {
 			if cmd.Bool("debug") {
-				if err := log.SetLevel("debug"); err != nil {
-					return ctx, err
-				}
+				return ctx, log.SetLevel("debug")
 			}
+			// containerd's own log lines (a failed fetch's retry, an
+			// unpacker's cleanup) are not ours to print: errors reach the
+			// user as one line each. serve, a service, logs again.
+			log.L.Logger.SetOutput(io.Discard)
 			return ctx, nil
 		},
 		Commands:       cmds,

@@ -97,7 +97,7 @@ func (o *output) ImageDone(r importer.ImageResult) {
 	defer o.mu.Unlock()
 	if r.Err != nil {
 		o.failures++
-		fmt.Fprintf(o.errw, "ctr-seed: %v\n", r.Err)
+		fmt.Fprintf(o.errw, "ctr-seed: %s\n", oneLine(r.Err))
 		return
 	}
 	if o.quiet {

@@ -34,6 +34,7 @@ func serveCommand() *cli.Command {
 			if err := os.MkdirAll(cmd.String("state-dir"), 0o700); err != nil {
 				return err
 			}
+			log.L.Logger.SetOutput(os.Stderr) // a service logs (see the root's Before)
 			c, ctx, err := newClient(ctx, cmd)
 			if err != nil {
 				return err

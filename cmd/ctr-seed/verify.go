@@ -36,13 +36,13 @@ func verifySeed(ctx context.Context, cmd *cli.Command, path string) int {
 	errw := cmd.Root().ErrWriter
 	s, err := fetcher.Open(ctx, path)
 	if err != nil {
-		fmt.Fprintf(errw, "%v\n", err)
+		fmt.Fprintf(errw, "%s\n", oneLine(err))
 		return 1
 	}
 	defer s.Close()
 	problems := s.Verify(ctx)
 	for _, p := range problems {
-		fmt.Fprintf(errw, "%v\n", p)
+		fmt.Fprintf(errw, "%s\n", oneLine(p))
 	}
 	if len(problems) == 0 && !cmd.Bool("quiet") {
 		fmt.Fprintf(cmd.Root().Writer, "seed %s: ok (%s)\n", path, s.Format())
