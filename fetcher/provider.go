@@ -16,32 +16,56 @@ type Provider = content.Provider
 // Seeds serves blobs by digest from any of several seeds, in order.
 type Seeds []*Seed
 
-func (ss Seeds) find(desc ocispec.Descriptor) *Seed {
+// find returns the first seed holding desc. A seed that holds it unusably
+// (wrong size, a link out of the archive, not a regular file) makes an
+// error naming that seed: such a copy is not silently skipped, nor replaced
+// by the registry's.
+func (ss Seeds) find(desc ocispec.Descriptor) (*Seed, error) {
+	var bad error
 	for _, s := range ss {
-		if size, ok := s.Has(desc.Digest); ok && size == desc.Size {
-			return s
+		f, err := s.blob(desc.Digest)
+		switch {
+		case err == nil && f.size == desc.Size:
+			return s, nil
+		case err == nil:
+			err = s.blobErr(desc.Digest, "size mismatch: expected %d bytes, seed has %d: %w", desc.Size, f.size, errdefs.ErrDataLoss)
+		case errdefs.IsNotFound(err):
+			continue
+		default:
+			err = s.blobErr(desc.Digest, "%w", err)
+		}
+		if bad == nil {
+			bad = err
 		}
 	}
-	return nil
+	if bad != nil {
+		return nil, bad
+	}
+	return nil, fmt.Errorf("blob %s: not in any seed: %w", desc.Digest, errdefs.ErrNotFound)
 }
 
-// Has reports whether some seed holds desc.
-func (ss Seeds) Has(desc ocispec.Descriptor) bool { return ss.find(desc) != nil }
+// Has reports whether some seed holds desc usably.
+func (ss Seeds) Has(desc ocispec.Descriptor) bool {
+	s, _ := ss.find(desc)
+	return s != nil
+}
 
 // Fetch streams desc, verified, from the first seed that holds it.
 func (ss Seeds) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	if s := ss.find(desc); s != nil {
-		return s.Fetch(ctx, desc)
+	s, err := ss.find(desc)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("blob %s: not in any seed: %w", desc.Digest, errdefs.ErrNotFound)
+	return s.Fetch(ctx, desc)
 }
 
 // ReaderAt implements content.Provider over all seeds.
 func (ss Seeds) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
-	if s := ss.find(desc); s != nil {
-		return s.ReaderAt(ctx, desc)
+	s, err := ss.find(desc)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("blob %s: not in any seed: %w", desc.Digest, errdefs.ErrNotFound)
+	return s.ReaderAt(ctx, desc)
 }
 
 // Close closes every seed.

@@ -81,12 +81,16 @@ type fetcher struct {
 
 // Fetch serves desc from a seed when any holds it, else from the registry.
 func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	if s := f.r.seeds.find(desc); s != nil {
+	s, err := f.r.seeds.find(desc)
+	if s != nil {
 		rc, err := s.Fetch(ctx, desc)
 		if err != nil {
 			return nil, err
 		}
 		return countingReader{rc, &f.r.fromSeed}, nil
+	}
+	if !errdefs.IsNotFound(err) {
+		return nil, err
 	}
 	if f.r.remote == nil {
 		return nil, fmt.Errorf("blob %s: not in any seed (offline: no registry fallback): %w", desc.Digest, errdefs.ErrNotFound)
