@@ -99,9 +99,20 @@ func (im *Importer) imageLabels(ctx context.Context) map[string]string {
 	return l
 }
 
-// ErrImagesFailed is wrapped by Import's error when some images failed;
-// each failure is in its ImageResult (and was told to the Observer).
+// ErrImagesFailed is matched (errors.Is) by the error of a run in which
+// some images failed; each failure is in its ImageResult (and was told to
+// the Observer).
 var ErrImagesFailed = errors.New("images failed")
+
+// FailedError counts the failed images of a run.
+type FailedError struct{ Failed, Total int }
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("%d of %d images failed", e.Failed, e.Total)
+}
+
+// Is makes errors.Is(err, ErrImagesFailed) true.
+func (e *FailedError) Is(target error) bool { return target == ErrImagesFailed }
 
 // failures reports the failed images of a run as one error.
 func failures(ctx context.Context, results []ImageResult) error {
@@ -115,5 +126,5 @@ func failures(ctx context.Context, results []ImageResult) error {
 	if n == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d of %d images: %w", n, len(results), ErrImagesFailed)
+	return &FailedError{Failed: n, Total: len(results)}
 }

@@ -53,9 +53,13 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	if errors.Is(err, importer.ErrImagesFailed) {
-		// Each failure has been printed as it happened.
-		fmt.Fprintf(os.Stderr, "ctr-seed: %s\n", oneLine(err))
+	var failed *importer.FailedError
+	if errors.As(err, &failed) {
+		// Each failure has been printed, one line each, as it happened;
+		// a tally helps only when there were several.
+		if failed.Failed > 1 {
+			fmt.Fprintf(os.Stderr, "ctr-seed: %s\n", oneLine(err))
+		}
 		return 1
 	}
 	var ue usageError

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/ctr-seed/ctr-seed/fetcher"
@@ -60,7 +59,7 @@ func runPull(ctx context.Context, cmd *cli.Command, opts importer.Options) error
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d images: %w", failed, cmd.Args().Len(), importer.ErrImagesFailed)
+		return &importer.FailedError{Failed: failed, Total: cmd.Args().Len()}
 	}
 	return nil
 }
