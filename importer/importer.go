@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -32,6 +33,9 @@ func New(c *client.Client, opts Options) *Importer {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = defaultConcurrency
+	}
+	if opts.UnpackConcurrency <= 0 {
+		opts.UnpackConcurrency = runtime.NumCPU()
 	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}

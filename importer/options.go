@@ -40,6 +40,9 @@ type Options struct {
 	LeaseExpiry time.Duration
 	// Concurrency is the number of blobs fetched at once; default 3.
 	Concurrency int
+	// UnpackConcurrency is the number of layers applied at once (on
+	// snapshotters with the rebase capability); default: the CPU count.
+	UnpackConcurrency int
 	// Observer receives progress; nil means none.
 	Observer Observer
 }

@@ -117,5 +117,8 @@ func (im *Importer) newUnpacker(ctx context.Context) (*unpack.Unpacker, error) {
 	// Fetch layers even when their snapshots exist, so the content store
 	// holds the whole image, as after `ctr images import`.
 	uopts = append(uopts, unpack.WithFetchAllContent())
+	// Layers are applied in parallel where the snapshotter can rebase
+	// (overlayfs can): the unpacker then commits the chain in order.
+	uopts = append(uopts, unpack.WithUnpackLimiter(semaphore.NewWeighted(int64(im.opts.UnpackConcurrency))))
 	return unpack.NewUnpacker(ctx, im.client.ContentStore(), uopts...)
 }
