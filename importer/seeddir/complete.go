@@ -70,5 +70,14 @@ func beingWritten(path string) bool {
 	return false
 }
 
+// isBusy: open for writing, or changed within the quiet period.
+func isBusy(path string) bool {
+	fp, err := fingerprintOf(path)
+	if err != nil {
+		return false // gone; the caller finds out
+	}
+	return time.Since(fp.MTime) < quietPeriod || beingWritten(path)
+}
+
 // quietPeriod is how long a seed must stay unchanged before it is read.
 const quietPeriod = 500 * time.Millisecond

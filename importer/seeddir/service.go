@@ -50,22 +50,27 @@ func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 func (s *Service) Run(ctx context.Context) error {
 	ctx = namespaces.WithNamespace(ctx, s.cfg.Namespace)
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("seeds_dir", s.cfg.SeedsDir))
-	s.ImportAll(ctx, true)
+	busy := s.ImportAll(ctx, true)
 	if !s.cfg.Watch {
+		// Seeds still being written are waited for, then imported.
+		for len(busy) > 0 && sleep(ctx, quietPeriod) {
+			busy = s.importReady(ctx, busy)
+		}
 		return nil
 	}
-	return s.watch(ctx)
+	return s.watch(ctx, busy)
 }
 
 // ImportAll imports every seed whose version was not imported yet. At boot
-// (retryFailed) seeds that failed before are tried again.
-func (s *Service) ImportAll(ctx context.Context, retryFailed bool) {
+// (retryFailed) seeds that failed before are tried again. Seeds still being
+// written are not read: their names are returned, to be tried later.
+func (s *Service) ImportAll(ctx context.Context, retryFailed bool) (busy []string) {
 	entries, err := os.ReadDir(s.cfg.SeedsDir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			log.G(ctx).WithError(err).Error("reading seeds dir")
 		}
-		return
+		return nil
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
@@ -76,10 +81,28 @@ func (s *Service) ImportAll(ctx context.Context, retryFailed bool) {
 	sort.Strings(names)
 	for _, n := range names {
 		if ctx.Err() != nil {
-			return
+			return nil
+		}
+		if isBusy(filepath.Join(s.cfg.SeedsDir, n)) {
+			busy = append(busy, n)
+			continue
 		}
 		s.importIfNew(ctx, n, retryFailed)
 	}
+	return busy
+}
+
+// importReady imports those of names that are no longer being written and
+// returns the rest.
+func (s *Service) importReady(ctx context.Context, names []string) (busy []string) {
+	for _, n := range names {
+		if isBusy(filepath.Join(s.cfg.SeedsDir, n)) {
+			busy = append(busy, n)
+			continue
+		}
+		s.importIfNew(ctx, n, false)
+	}
+	return busy
 }
 
 // importIfNew imports the seed unless this version of it was imported

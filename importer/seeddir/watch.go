@@ -27,7 +27,7 @@ type pending struct {
 
 // watch imports seeds dropped into the directory until ctx ends. If the
 // directory disappears it waits for it to come back.
-func (s *Service) watch(ctx context.Context) error {
+func (s *Service) watch(ctx context.Context, busy []string) error {
 	for {
 		if err := s.waitForDir(ctx); err != nil {
 			return nil
@@ -45,8 +45,9 @@ func (s *Service) watch(ctx context.Context) error {
 			continue
 		}
 		// Seeds may have arrived while nobody watched.
-		s.ImportAll(ctx, false)
-		s.loop(ctx, w)
+		busy = append(busy, s.ImportAll(ctx, false)...)
+		s.loop(ctx, w, busy)
+		busy = nil
 		w.Close()
 		if ctx.Err() != nil {
 			return nil
@@ -67,8 +68,16 @@ func (s *Service) waitForDir(ctx context.Context) error {
 }
 
 // loop handles events until ctx ends or the directory goes away.
-func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher) {
+func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) {
 	waiting := map[string]*pending{}
+	wait := func(names []string) {
+		for _, n := range names {
+			if waiting[n] == nil {
+				waiting[n] = &pending{due: time.Now().Add(quietPeriod)}
+			}
+		}
+	}
+	wait(busy)
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	rescan := time.NewTicker(rescanEvery)
@@ -114,7 +123,7 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher) {
 				return
 			}
 		case <-rescan.C:
-			s.ImportAll(ctx, false)
+			wait(s.ImportAll(ctx, false))
 		}
 	}
 }
