@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,14 +38,17 @@ func TestDaemon(t *testing.T) {
 
 	// A two-layer snapshot gives a real overlay mount: proof that the root
 	// is on an overlay-capable filesystem, and something Cleanup must undo.
+	// gc.root labels keep the garbage collector (which runs after the
+	// restart below) from removing snapshots nothing else references.
 	sn := c.SnapshotService("overlayfs")
-	if _, err := sn.Prepare(ctx, "base-active", ""); err != nil {
+	root := snapshots.WithLabels(map[string]string{"containerd.io/gc.root": "harness"})
+	if _, err := sn.Prepare(ctx, "base-active", "", root); err != nil {
 		t.Fatal(err)
 	}
-	if err := sn.Commit(ctx, "base", "base-active"); err != nil {
+	if err := sn.Commit(ctx, "base", "base-active", root); err != nil {
 		t.Fatal(err)
 	}
-	mounts, err := sn.Prepare(ctx, "top", "base")
+	mounts, err := sn.Prepare(ctx, "top", "base", root)
 	if err != nil {
 		t.Fatal(err)
 	}
