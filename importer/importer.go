@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
-	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
@@ -41,32 +39,6 @@ func New(c *client.Client, opts Options) *Importer {
 		opts.Observer = nopObserver{}
 	}
 	return &Importer{client: c, opts: opts}
-}
-
-// LeaseLabel marks the leases ctr-seed creates, so they can be found.
-const LeaseLabel = "ctr-seed/import"
-
-// withLease holds everything an import writes until the records exist.
-// done deletes the lease and waits for the garbage collector, so whatever
-// no record references — a failed image's blobs and snapshots — is gone
-// when it returns. A killed import's lease expires after LeaseExpiry.
-func (im *Importer) withLease(ctx context.Context) (context.Context, func() error, error) {
-	ls := im.client.LeasesService()
-	l, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(im.opts.LeaseExpiry),
-		leases.WithLabel(LeaseLabel, time.Now().UTC().Format(time.RFC3339)))
-	if err != nil {
-		return ctx, nil, fmt.Errorf("creating lease: %w", err)
-	}
-	done := func() error {
-		// The caller's context may be cancelled (SIGINT): clean up anyway.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := ls.Delete(dctx, l, leases.SynchronousDelete); err != nil {
-			return fmt.Errorf("deleting lease %s: %w", l.ID, err)
-		}
-		return nil
-	}
-	return leases.WithLease(ctx, l.ID), done, nil
 }
 
 // platformMatcher is what content is imported for.

@@ -1,0 +1,106 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/log"
+)
+
+const (
+	// LeaseLabel marks the leases ctr-seed creates, so they can be found.
+	LeaseLabel = "ctr-seed/import"
+	// leaseOwner says which process holds a lease ("host:pid:start"), so a
+	// later import can drop the lease of one that was killed.
+	leaseOwner = "ctr-seed/owner"
+)
+
+// withLease holds everything an import writes until the records exist.
+// done deletes the lease and waits for the garbage collector, so whatever
+// no record references — a failed image's blobs and snapshots — is gone
+// when it returns. A killed import's lease is deleted by the next import on
+// the node, or expires after LeaseExpiry, whichever comes first.
+func (im *Importer) withLease(ctx context.Context) (context.Context, func() error, error) {
+	ls := im.client.LeasesService()
+	im.dropStaleLeases(ctx, ls)
+	l, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(im.opts.LeaseExpiry),
+		leases.WithLabel(LeaseLabel, time.Now().UTC().Format(time.RFC3339)),
+		leases.WithLabel(leaseOwner, selfOwner()))
+	if err != nil {
+		return ctx, nil, fmt.Errorf("creating lease: %w", err)
+	}
+	done := func() error {
+		// The caller's context may be cancelled (SIGINT): clean up anyway.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := ls.Delete(dctx, l, leases.SynchronousDelete); err != nil {
+			return fmt.Errorf("deleting lease %s: %w", l.ID, err)
+		}
+		return nil
+	}
+	return leases.WithLease(ctx, l.ID), done, nil
+}
+
+// dropStaleLeases deletes ctr-seed leases whose process is gone (killed
+// mid-import), so their partial content goes now rather than at expiry.
+func (im *Importer) dropStaleLeases(ctx context.Context, ls leases.Manager) {
+	all, err := ls.List(ctx, fmt.Sprintf("labels.%q", LeaseLabel))
+	if err != nil {
+		return
+	}
+	for _, l := range all {
+		if owner, ok := l.Labels[leaseOwner]; ok && !ownerAlive(owner) {
+			log.G(ctx).WithField("lease", l.ID).WithField("owner", owner).Info("dropping the lease of a killed import")
+			if err := ls.Delete(ctx, l); err != nil {
+				log.G(ctx).WithError(err).Warn("dropping stale lease")
+			}
+		}
+	}
+}
+
+// selfOwner identifies this process across pid reuse: host, pid and the
+// process start time from /proc.
+func selfOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), startTime(os.Getpid()))
+}
+
+// ownerAlive is true unless the owner ran on this host and is gone; an
+// owner on another host (or unreadable) is left to its lease's expiry.
+func ownerAlive(owner string) bool {
+	parts := strings.Split(owner, ":")
+	if len(parts) != 3 {
+		return true
+	}
+	host, _ := os.Hostname()
+	pid, err := strconv.Atoi(parts[1])
+	if parts[0] != host || err != nil {
+		return true
+	}
+	st := startTime(pid)
+	return st != "" && st == parts[2]
+}
+
+// startTime is field 22 of /proc/<pid>/stat ("" if there is no such process).
+func startTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	// The command name (field 2) may hold spaces; fields resume after ")".
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}

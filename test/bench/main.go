@@ -1,0 +1,279 @@
+// Command bench times `ctr-seed import` against `ctr images import` (which
+// goes through containerd's transfer service) on a realistic seed: the Go
+// toolchain's source tree, its pkg/tool binaries, a large incompressible
+// file and a small config layer, gzip-compressed in an OCI layout tar.
+//
+// Every run gets a fresh private containerd, so no tool profits from the
+// other's content. Pairs alternate the order (A/B, then B/A). It prints
+// medians, min–max, the ctr-seed/ctr ratios and ctr-seed's peak RSS, and
+// "TARGET MISSED" lines against the next goals; it is a measurement, so it
+// exits 0 whatever the figures (1 only if it could not measure).
+//
+//	go run ./test/bench [-pairs 3] [-size small|large]
+//
+// The seed is cached in $CTR_SEED_BENCH_DIR (default $TMPDIR/ctr-seed-bench).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/progress"
+	"github.com/ctr-seed/ctr-seed/test/harness"
+)
+
+func main() {
+	pairs := flag.Int("pairs", 3, "number of A/B pairs (order alternates)")
+	size := flag.String("size", "small", "seed size: small (~200 MB) or large (~2 GB, for RSS flatness)")
+	verbose := flag.Bool("v", false, "print each tool's output")
+	drop := flag.Bool("drop-caches", true, "sync and drop the kernel's caches before each run (see settle)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bench{pairs: *pairs, size: *size, verbose: *verbose, drop: *drop, res: results{}}
+	if err := b.run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	pairs   int
+	size    string
+	verbose bool
+	drop    bool
+	seed    seedInfo
+	tools   []tool
+	res     results
+}
+
+// tool is one importer under test; argv builds its command line.
+type tool struct {
+	name string
+	argv func(addr string, extra ...string) []string
+}
+
+func (b *bench) run(ctx context.Context) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("must run as root (containerd and its snapshotter need it)")
+	}
+	if b.pairs < 1 {
+		return fmt.Errorf("-pairs must be at least 1")
+	}
+	start := time.Now()
+	dir := os.Getenv("CTR_SEED_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "ctr-seed-bench")
+	}
+	fmt.Printf("== seed (%s) in %s\n", b.size, dir)
+	t0 := time.Now()
+	var cached bool
+	var err error
+	if b.seed, cached, err = ensureSeed(ctx, dir, b.size); err != nil {
+		return fmt.Errorf("building seed: %w", err)
+	}
+	how := fmt.Sprintf("built in %v", time.Since(t0).Round(time.Second))
+	if cached {
+		how = "cached"
+	}
+	fmt.Printf("%s: %s, %d files, %s\n", b.seed.Path, progress.Bytes(b.seed.Size), b.seed.Files, how)
+	for _, l := range b.seed.Layers {
+		fmt.Printf("  layer %-12s %6d files  %10s gzip  %10s tar  %s\n", l.Name, l.Files,
+			progress.Bytes(l.Size), progress.Bytes(l.RawSize), l.Digest)
+	}
+
+	fmt.Println("== building ctr-seed, and containerd/ctr at the pinned version (cached)")
+	ctrSeed, err := harness.BuildCommandMain("./cmd/ctr-seed")
+	if err != nil {
+		return err
+	}
+	bins, err := harness.BinariesMain()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("containerd %s, %s, %d CPUs, drop caches before each run: %v\n", bins.Version, runtime.Version(), runtime.NumCPU(), b.drop)
+	b.tools = []tool{
+		{"ctr-seed", func(addr string, extra ...string) []string {
+			return append(append([]string{ctrSeed, "--address", addr, "--namespace", "default", "import"}, extra...), b.seed.Path)
+		}},
+		{"ctr", func(addr string, extra ...string) []string {
+			return append(append([]string{bins.Ctr, "--address", addr, "--namespace", "default", "images", "import"}, extra...), b.seed.Path)
+		}},
+	}
+
+	for p := 0; p < b.pairs; p++ {
+		order := []tool{b.tools[0], b.tools[1]}
+		if p%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		fmt.Printf("== pair %d/%d: %s, then %s\n", p+1, b.pairs, order[0].name, order[1].name)
+		for _, t := range order {
+			if err := b.unpacked(ctx, t); err != nil {
+				return err
+			}
+		}
+		for _, t := range order {
+			if err := b.noUnpack(ctx, t); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Println()
+	b.report(os.Stdout)
+	fmt.Printf("\ntotal bench time %v\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// unpacked times a fresh import and then a re-import on one new daemon.
+func (b *bench) unpacked(ctx context.Context, t tool) error {
+	return withDaemon(func(d *harness.Daemon) error {
+		s, err := b.timed(ctx, d, caseFresh, t, t.argv(d.Address))
+		if err != nil {
+			return err
+		}
+		b.check(d, t, caseFresh, true)
+		b.res.add(caseFresh, t.name, s)
+		if s, err = b.timed(ctx, d, caseReimport, t, t.argv(d.Address)); err != nil {
+			return err
+		}
+		b.check(d, t, caseReimport, true)
+		b.res.add(caseReimport, t.name, s)
+		return nil
+	})
+}
+
+// noUnpack times a fresh --no-unpack import on a new daemon.
+func (b *bench) noUnpack(ctx context.Context, t tool) error {
+	return withDaemon(func(d *harness.Daemon) error {
+		s, err := b.timed(ctx, d, caseNoUnpack, t, t.argv(d.Address, "--no-unpack"))
+		if err != nil {
+			return err
+		}
+		b.check(d, t, caseNoUnpack, false)
+		b.res.add(caseNoUnpack, t.name, s)
+		return nil
+	})
+}
+
+func withDaemon(f func(*harness.Daemon) error) error {
+	d, err := harness.StartDaemonMain(harness.DaemonOptions{DisableCRI: true})
+	if d != nil {
+		defer func() {
+			if err := d.Cleanup(); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: cleanup %s: %v\n", d.Dir, err)
+			}
+		}()
+	}
+	if err != nil {
+		return err
+	}
+	return f(d)
+}
+
+// timed runs argv once and measures wall time, the child's CPU time and
+// peak RSS (its rusage), and the daemon's CPU time over the same span.
+func (b *bench) timed(ctx context.Context, d *harness.Daemon, c string, t tool, argv []string) (sample, error) {
+	if err := ctx.Err(); err != nil {
+		return sample{}, err
+	}
+	pid := daemonPID(d)
+	if err := b.settle(argv[0]); err != nil {
+		return sample{}, err
+	}
+	before := procCPU(pid)
+	out := &tailBuffer{max: 32 << 10}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	s := sample{wall: wall, daemonCPU: procCPU(pid) - before}
+	if ctx.Err() != nil {
+		return s, ctx.Err()
+	}
+	if b.verbose || err != nil {
+		fmt.Printf("$ %s\n%s", strings.Join(argv, " "), out.String())
+	}
+	if err != nil {
+		return s, fmt.Errorf("%s %s: %w\n--- containerd log tail:\n%s", t.name, c, err, tailLines(d.Log(), 30))
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.rssKiB = ru.Maxrss
+		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	fmt.Printf("  %-9s %-10s %8.2fs  client cpu %6.2fs  daemon cpu %6.2fs  rss %4d MB\n",
+		t.name, c, wall.Seconds(), s.cpu.Seconds(), s.daemonCPU.Seconds(), s.rssKiB/1024)
+	return s, nil
+}
+
+// check verifies, outside the timing, that the import did what it says:
+// the image is named, all blobs are in the store, and the layers are
+// unpacked (or not). A failed check is printed, not fatal.
+func (b *bench) check(d *harness.Daemon, t tool, c string, unpack bool) {
+	layers, snaps := len(b.seed.Layers), 0
+	if unpack {
+		snaps = layers
+	}
+	imgs, err := d.CtrMain("-n", "default", "images", "ls", "-q")
+	if err != nil || !strings.Contains(imgs, imageName) {
+		fmt.Printf("  WARNING: %s %s: image %s not listed (%v): %q\n", t.name, c, imageName, err, imgs)
+	}
+	// ctr's warnings go to the same output; ctr also keeps the seed's index.
+	out, err := d.CtrMain("-n", "default", "content", "ls", "-q")
+	blobs := map[string]bool{}
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "sha256:") {
+			blobs[f] = true
+		}
+	}
+	for _, l := range b.seed.Layers {
+		if !blobs[l.Digest.String()] {
+			fmt.Printf("  WARNING: %s %s: layer %s not in the content store (%v)\n", t.name, c, l.Digest, err)
+		}
+	}
+	if len(blobs) < layers+2 {
+		fmt.Printf("  WARNING: %s %s: %d blobs in the content store, want %d (%v)\n", t.name, c, len(blobs), layers+2, err)
+	}
+	out, err = d.CtrMain("-n", "default", "snapshots", "ls")
+	if got := strings.Count(out, "Committed"); err != nil || got != snaps {
+		fmt.Printf("  WARNING: %s %s: %d committed snapshots, want %d (%v)\n", t.name, c, got, snaps, err)
+	}
+}
+
+// tailBuffer keeps the last max bytes written (ctr's progress output can be long).
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	if len(t.b) > t.max {
+		return string(t.b[len(t.b)-t.max:])
+	}
+	return string(t.b)
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
