@@ -79,6 +79,11 @@ func (s *Service) ImportAll(ctx context.Context, retryFailed bool) (busy []strin
 		}
 	}
 	sort.Strings(names)
+	// Seeds that left while nobody watched are forgotten, so that they are
+	// imported again if they come back.
+	if err := s.state.prune(names); err != nil {
+		log.G(ctx).WithError(err).Warn("saving seed state")
+	}
 	for _, n := range names {
 		if ctx.Err() != nil {
 			return nil

@@ -81,6 +81,27 @@ func (s *state) forget(name string) error {
 	return s.save()
 }
 
+// prune forgets every seed not in present.
+func (s *state) prune(present []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := make(map[string]bool, len(present))
+	for _, n := range present {
+		keep[n] = true
+	}
+	changed := false
+	for n := range s.Seeds {
+		if !keep[n] {
+			delete(s.Seeds, n)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return s.save()
+}
+
 // save writes the state atomically: a crash leaves the old or the new file.
 func (s *state) save() error {
 	b, err := json.MarshalIndent(s, "", "  ")

@@ -102,13 +102,15 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 			if !isCandidate(name) {
 				continue
 			}
-			if _, err := os.Lstat(ev.Name); errors.Is(err, fs.ErrNotExist) {
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 				// Removed or renamed away: forget it, so that adding it
-				// back imports it again.
-				delete(waiting, name)
+				// back (even unchanged) imports it again.
 				if err := s.state.forget(name); err != nil {
 					log.G(ctx).WithError(err).Warn("saving seed state")
 				}
+			}
+			if _, err := os.Lstat(ev.Name); errors.Is(err, fs.ErrNotExist) {
+				delete(waiting, name)
 				continue
 			}
 			p := waiting[name]
