@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync/atomic"
 
@@ -61,10 +62,12 @@ func (r *observedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close before the end means the write was abandoned (cancelled, daemon
+// gone, disk full): the blob is reported failed, never written.
 func (r *observedReader) Close() error {
 	if !r.done {
 		r.done = true
-		r.obs.BlobDone(r.desc.Digest, nil)
+		r.obs.BlobDone(r.desc.Digest, fmt.Errorf("blob %s: closed before the end of its content", r.desc.Digest))
 	}
 	return r.rc.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
 )
 
@@ -47,17 +48,25 @@ func (im *Importer) withLease(ctx context.Context) (context.Context, func() erro
 }
 
 // dropStaleLeases deletes ctr-seed leases whose process is gone (killed
-// mid-import), so their partial content goes now rather than at expiry.
+// mid-import), in every namespace, so their partial content goes now
+// rather than at expiry.
 func (im *Importer) dropStaleLeases(ctx context.Context, ls leases.Manager) {
-	all, err := ls.List(ctx, fmt.Sprintf("labels.%q", LeaseLabel))
+	nss, err := im.client.NamespaceService().List(ctx)
 	if err != nil {
 		return
 	}
-	for _, l := range all {
-		if owner, ok := l.Labels[leaseOwner]; ok && !ownerAlive(owner) {
-			log.G(ctx).WithField("lease", l.ID).WithField("owner", owner).Info("dropping the lease of a killed import")
-			if err := ls.Delete(ctx, l); err != nil {
-				log.G(ctx).WithError(err).Warn("dropping stale lease")
+	for _, ns := range nss {
+		nctx := namespaces.WithNamespace(ctx, ns)
+		all, err := ls.List(nctx, fmt.Sprintf("labels.%q", LeaseLabel))
+		if err != nil {
+			continue
+		}
+		for _, l := range all {
+			if owner, ok := l.Labels[leaseOwner]; ok && !ownerAlive(owner) {
+				log.G(ctx).WithField("lease", l.ID).WithField("namespace", ns).WithField("owner", owner).Info("dropping the lease of a killed import")
+				if err := ls.Delete(nctx, l); err != nil {
+					log.G(ctx).WithError(err).Warn("dropping stale lease")
+				}
 			}
 		}
 	}

@@ -59,8 +59,10 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	if unpacker != nil {
 		// Wait even after a failure: the unpacker's goroutines must stop
 		// before the lease (and with it their snapshots) is dropped.
+		// (The unpacker also fetches the layers, so its error may be a
+		// write's as well as an apply's: no "unpack" label here.)
 		if _, uerr := unpacker.Wait(); err == nil && uerr != nil {
-			err = fmt.Errorf("unpack: %w", uerr)
+			err = uerr
 		}
 	}
 	return seedN.Load(), regN.Load(), err

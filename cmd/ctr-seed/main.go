@@ -81,7 +81,17 @@ func run(ctx context.Context, args []string) int {
 // oneLine flattens an error whose text spans lines (a registry's error body
 // arrives after a newline) so that each failure is one line.
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ; ")), " ")
+	var parts []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.Join(strings.Fields(l), " ")
+		// containerd's parallel unpacker adds "aborted" for every layer
+		// after the one that failed: noise once the cause is said.
+		if l == "" || (l == "aborted" && len(parts) > 0) {
+			continue
+		}
+		parts = append(parts, l)
+	}
+	return strings.Join(parts, " ; ")
 }
 
 type usageError struct{ error }
