@@ -158,9 +158,16 @@ func (c *checker) rest(ctx context.Context) {
 }
 
 // diffID reads a layer once, verifying its digest, and returns the digest
-// of its uncompressed content.
+// of its uncompressed content. The layer limits are applied to what it
+// decompresses (so Fetch's guard, which would decompress it twice, is not).
 func (s *Seed) diffID(ctx context.Context, desc ocispec.Descriptor) (digest.Digest, error) {
-	rc, err := s.Fetch(ctx, desc)
+	limit, capped := s.limits.limit(desc.Size)
+	layer, decompressed := applierDecompresses(desc)
+	if capped && layer && !decompressed && desc.Size > limit {
+		return "", s.expandErr(desc.Digest, plain, limit, desc.Size, desc.Size)
+	}
+	capped = capped && decompressed // else the applier takes it as it is
+	rc, err := s.fetchVerified(desc)
 	if err != nil {
 		return "", err
 	}
@@ -180,7 +187,15 @@ func (s *Seed) diffID(ctx context.Context, desc ocispec.Descriptor) (digest.Dige
 	}
 	defer dec.Close()
 	dg := digest.Canonical.Digester()
-	if _, err := io.Copy(dg.Hash(), dec); err != nil {
+	var src io.Reader = dec
+	if capped {
+		src = io.LimitReader(dec, limit+1)
+	}
+	n, err := io.Copy(dg.Hash(), src)
+	if capped && n > limit {
+		return "", s.expandErr(desc.Digest, c, limit, n, desc.Size)
+	}
+	if err != nil {
 		// A corrupt blob usually breaks the decompressor first; the
 		// digest mismatch is the more useful report, so look for it.
 		if _, derr := io.Copy(io.Discard, br); derr != nil {

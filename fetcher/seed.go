@@ -28,6 +28,8 @@ type Seed struct {
 	files map[digest.Digest]string
 	// repoTags are manifest.json names of an OCI layout written by docker.
 	repoTags []repoTag
+	// limits cap how far a layer may expand (guard.go).
+	limits layerLimits
 }
 
 type repoTag struct {
@@ -40,6 +42,7 @@ type Opt func(*openConfig)
 
 type openConfig struct {
 	spoolDir string
+	limits   layerLimits
 }
 
 // WithSpoolDir sets where a whole-archive-compressed seed is decompressed
@@ -49,11 +52,11 @@ func WithSpoolDir(dir string) Opt { return func(c *openConfig) { c.spoolDir = di
 // Open indexes the seed at path: an OCI layout directory, or an OCI layout
 // or docker save tar, possibly gzip- or zstd-compressed as a whole.
 func Open(ctx context.Context, path string, opts ...Opt) (*Seed, error) {
-	var cfg openConfig
+	cfg := openConfig{limits: defaultLayerLimits}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Seed{path: path, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
+	s := &Seed{path: path, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}, limits: cfg.limits}
 	arch, format, err := openArchive(path, cfg)
 	if err != nil {
 		return nil, s.errorf("%w", err)
@@ -184,8 +187,18 @@ func (s *Seed) Has(d digest.Digest) (int64, bool) {
 }
 
 // Fetch streams the blob desc names, verified against its digest and size
-// as it is read: the reader fails at EOF on any mismatch.
+// as it is read: the reader fails at EOF on any mismatch. A layer that
+// expands beyond the seed's layer limits fails too (guard.go).
 func (s *Seed) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	rc, err := s.fetchVerified(desc)
+	if err != nil {
+		return nil, err
+	}
+	return s.guard(desc, rc)
+}
+
+// fetchVerified is Fetch without the layer guard.
+func (s *Seed) fetchVerified(desc ocispec.Descriptor) (io.ReadCloser, error) {
 	f, err := s.blob(desc.Digest)
 	if err != nil {
 		return nil, s.blobErr(desc.Digest, "%w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
+	"github.com/ctr-seed/ctr-seed/fetcher"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )
@@ -38,7 +39,7 @@ func newClient(ctx context.Context, cmd *cli.Command) (*client.Client, context.C
 
 // commonImportFlags are shared by import and pull.
 func commonImportFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "snapshotter", Usage: "snapshotter name", Value: defaults.DefaultSnapshotter, Sources: cli.EnvVars("CONTAINERD_SNAPSHOTTER")},
 		&cli.BoolFlag{Name: "no-unpack", Usage: "store content and records only, do not unpack"},
 		&cli.BoolFlag{Name: "all-platforms", Usage: "import content for all platforms (only --platform or the host's is unpacked)"},
@@ -46,7 +47,31 @@ func commonImportFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "label", Usage: "label to add to the images (key=value, repeatable)"},
 		&cli.BoolFlag{Name: "pin", Usage: "pin the images (io.cri-containerd.pinned=pinned) so kubelet never removes them"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+	}, layerLimitFlags()...)
+}
+
+// layerLimitFlags are the decompression-bomb caps of import, pull and verify.
+func layerLimitFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "max-layer-ratio", Value: fetcher.DefaultMaxExpansionRatio,
+			Usage: fmt.Sprintf("refuse a layer from a seed that expands to more than N times its compressed size (and beyond %d bytes); 0: no ratio cap", fetcher.DefaultMinExpansionAllowance)},
+		&cli.Int64Flag{Name: "max-layer-bytes", Usage: "refuse a layer from a seed whose uncompressed size exceeds N bytes, whatever its ratio; 0: no cap"},
 	}
+}
+
+// seedOptions reads the layer limit flags.
+func seedOptions(cmd *cli.Command) ([]fetcher.Opt, error) {
+	ratio, maxBytes := cmd.Int("max-layer-ratio"), cmd.Int64("max-layer-bytes")
+	if ratio < 0 {
+		return nil, usageError{fmt.Errorf("--max-layer-ratio %d: must be 0 (no cap) or more", ratio)}
+	}
+	if maxBytes < 0 {
+		return nil, usageError{fmt.Errorf("--max-layer-bytes %d: must be 0 (no cap) or more", maxBytes)}
+	}
+	return []fetcher.Opt{
+		fetcher.WithLayerLimits(ratio, fetcher.DefaultMinExpansionAllowance),
+		fetcher.WithMaxLayerBytes(maxBytes),
+	}, nil
 }
 
 func parsePlatforms(specs []string) ([]ocispec.Platform, error) {

@@ -80,7 +80,11 @@ type session struct {
 }
 
 func openSession(ctx context.Context, cmd *cli.Command, seedPaths []string, opts *importer.Options) (*session, context.Context, error) {
-	seeds, err := openSeeds(ctx, seedPaths)
+	sopts, err := seedOptions(cmd)
+	if err != nil {
+		return nil, ctx, err
+	}
+	seeds, err := openSeeds(ctx, seedPaths, sopts...)
 	if err != nil {
 		return nil, ctx, err
 	}
@@ -101,10 +105,10 @@ func (s *session) Close() {
 	s.seeds.Close()
 }
 
-func openSeeds(ctx context.Context, paths []string) (fetcher.Seeds, error) {
+func openSeeds(ctx context.Context, paths []string, opts ...fetcher.Opt) (fetcher.Seeds, error) {
 	var seeds fetcher.Seeds
 	for _, p := range paths {
-		s, err := fetcher.Open(ctx, p)
+		s, err := fetcher.Open(ctx, p, opts...)
 		if err != nil {
 			seeds.Close()
 			return nil, err

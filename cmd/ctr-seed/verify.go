@@ -13,16 +13,20 @@ func verifyCommand() *cli.Command {
 		Name:      "verify",
 		Usage:     "check every blob, reference and layer diffID of seeds",
 		ArgsUsage: "SEED...",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only problems"},
-		},
+		}, layerLimitFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := needArgs(cmd, "seed"); err != nil {
 				return err
 			}
+			opts, err := seedOptions(cmd)
+			if err != nil {
+				return err
+			}
 			bad := 0
 			for _, path := range cmd.Args().Slice() {
-				bad += verifySeed(ctx, cmd, path)
+				bad += verifySeed(ctx, cmd, path, opts)
 			}
 			if bad > 0 {
 				return cli.Exit(fmt.Sprintf("%d problem(s) found", bad), 1)
@@ -32,9 +36,9 @@ func verifyCommand() *cli.Command {
 	}
 }
 
-func verifySeed(ctx context.Context, cmd *cli.Command, path string) int {
+func verifySeed(ctx context.Context, cmd *cli.Command, path string, opts []fetcher.Opt) int {
 	errw := cmd.Root().ErrWriter
-	s, err := fetcher.Open(ctx, path)
+	s, err := fetcher.Open(ctx, path, opts...)
 	if err != nil {
 		fmt.Fprintf(errw, "%s\n", oneLine(err))
 		return 1
