@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 
@@ -40,8 +41,7 @@ func (c *checker) walk(ctx context.Context, desc ocispec.Descriptor, parent stri
 		return
 	}
 	c.done[desc.Digest] = true
-	if _, ok := c.s.Has(desc.Digest); !ok {
-		c.fail(c.s.blobErr(desc.Digest, "missing (referenced by %s)", parent))
+	if !c.present(desc.Digest, "referenced by "+parent) {
 		return
 	}
 	switch {
@@ -80,9 +80,7 @@ func (c *checker) readJSON(ctx context.Context, desc ocispec.Descriptor, v any) 
 func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocispec.Manifest) {
 	c.done[m.Config.Digest] = true
 	var cfg ocispec.Image
-	if _, ok := c.s.Has(m.Config.Digest); !ok {
-		c.fail(c.s.blobErr(m.Config.Digest, "missing (config of manifest %s)", desc.Digest))
-	} else if c.readJSON(ctx, m.Config, &cfg) && images.IsConfigType(m.Config.MediaType) &&
+	if c.present(m.Config.Digest, "config of manifest "+desc.Digest.String()) && c.readJSON(ctx, m.Config, &cfg) && images.IsConfigType(m.Config.MediaType) &&
 		len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		c.fail(c.s.blobErr(m.Config.Digest, "config lists %d diffIDs, manifest %s has %d layers", len(cfg.RootFS.DiffIDs), desc.Digest, len(m.Layers)))
 	}
@@ -100,8 +98,7 @@ func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocisp
 		if !seen {
 			c.done[l.Digest] = true
 			c.diffIDs[l.Digest] = ""
-			if _, ok := c.s.Has(l.Digest); !ok {
-				c.fail(c.s.blobErr(l.Digest, "missing (layer %d of manifest %s)", i, desc.Digest))
+			if !c.present(l.Digest, fmt.Sprintf("layer %d of manifest %s", i, desc.Digest)) {
 				continue
 			}
 			var err error
@@ -115,6 +112,21 @@ func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocisp
 			c.fail(c.s.blobErr(l.Digest, "diffID mismatch: config %s expects %s, layer decompresses to %s", m.Config.Digest, want, got))
 		}
 	}
+}
+
+// present reports a blob absent from the seed as missing, and one the seed
+// holds but cannot serve (a directory, FIFO, device, link out) as that.
+func (c *checker) present(d digest.Digest, role string) bool {
+	_, err := c.s.blob(d)
+	switch {
+	case err == nil:
+		return true
+	case errdefs.IsNotFound(err):
+		c.fail(c.s.blobErr(d, "missing (%s)", role))
+	default:
+		c.fail(c.s.blobErr(d, "%s: %w", role, err))
+	}
+	return false
 }
 
 // blob checks one blob's digest and size by reading it.

@@ -84,6 +84,11 @@ func openSession(ctx context.Context, cmd *cli.Command, seedPaths []string, opts
 	if err != nil {
 		return nil, ctx, err
 	}
+	if opts.NoUnpack {
+		// Nothing decompresses a layer without unpack: the bomb guard
+		// would only inflate every layer on the client for nothing.
+		sopts = append(sopts, fetcher.WithLayerLimits(0, 0), fetcher.WithMaxLayerBytes(0))
+	}
 	seeds, err := openSeeds(ctx, seedPaths, sopts...)
 	if err != nil {
 		return nil, ctx, err

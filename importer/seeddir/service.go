@@ -144,7 +144,11 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	start := time.Now()
 	lg := log.G(ctx).WithField("seed", name)
 	rec := record{Fingerprint: fp, ImportedAt: start.UTC()}
-	seed, err := fetcher.Open(ctx, path, fetcher.WithSpoolDir(s.spool))
+	fopts := []fetcher.Opt{fetcher.WithSpoolDir(s.spool)}
+	if !s.cfg.Unpack {
+		fopts = append(fopts, fetcher.WithLayerLimits(0, 0)) // see ctr-seed import --no-unpack
+	}
+	seed, err := fetcher.Open(ctx, path, fopts...)
 	var results []importer.ImageResult
 	if err == nil {
 		results, err = s.importer.Import(ctx, fetcher.Seeds{seed})
