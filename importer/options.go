@@ -43,6 +43,10 @@ type Options struct {
 	// UnpackConcurrency is the number of layers applied at once (on
 	// snapshotters with the rebase capability); default: the CPU count.
 	UnpackConcurrency int
+	// DaemonApply applies layers with the daemon's diff service, as ctr
+	// does, even when the snapshots are reachable from this process
+	// (which then applies them itself, faster).
+	DaemonApply bool
 	// Observer receives progress; nil means none.
 	Observer Observer
 }

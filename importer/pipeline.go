@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/unpack"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -50,7 +52,12 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 
 	var unpacker *unpack.Unpacker
 	if !im.opts.NoUnpack {
-		if unpacker, err = im.newUnpacker(ctx); err != nil {
+		sn := im.client.SnapshotService(im.opts.Snapshotter)
+		a, local := im.applierFor(ctx, j, sn)
+		if local {
+			ctx = fetcher.GuardAtApply(ctx)
+		}
+		if unpacker, err = im.newUnpacker(ctx, sn, a); err != nil {
 			return 0, 0, err
 		}
 		h = unpacker.Unpack(h)
@@ -96,7 +103,7 @@ func isSkippable(desc ocispec.Descriptor, unpacked []ocispec.Platform) bool {
 	return true
 }
 
-func (im *Importer) newUnpacker(ctx context.Context) (*unpack.Unpacker, error) {
+func (im *Importer) newUnpacker(ctx context.Context, sn snapshots.Snapshotter, a diff.Applier) (*unpack.Unpacker, error) {
 	name := im.opts.Snapshotter
 	caps, err := im.client.GetSnapshotterCapabilities(ctx, name)
 	if err != nil {
@@ -111,8 +118,8 @@ func (im *Importer) newUnpacker(ctx context.Context) (*unpack.Unpacker, error) {
 			// snapshots. With --all-platforms that is every linux platform.
 			Platform:                platforms.OnlyOS(p),
 			SnapshotterKey:          name,
-			Snapshotter:             im.client.SnapshotService(name),
-			Applier:                 im.client.DiffService(),
+			Snapshotter:             sn,
+			Applier:                 a,
 			SnapshotterCapabilities: caps,
 		}))
 	}

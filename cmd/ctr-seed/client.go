@@ -42,6 +42,7 @@ func commonImportFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "snapshotter", Usage: "snapshotter name", Value: defaults.DefaultSnapshotter, Sources: cli.EnvVars("CONTAINERD_SNAPSHOTTER")},
 		&cli.BoolFlag{Name: "no-unpack", Usage: "store content and records only, do not unpack"},
+		&cli.BoolFlag{Name: "daemon-apply", Usage: "apply layers with containerd's diff service (as ctr does), even when the snapshots are on this node and ctr-seed could apply them itself", Sources: cli.EnvVars("CTR_SEED_DAEMON_APPLY")},
 		&cli.BoolFlag{Name: "all-platforms", Usage: "import content for all platforms (only --platform or the host's is unpacked)"},
 		&cli.StringSliceFlag{Name: "platform", Usage: "platform to import and unpack (repeatable); default: the host's"},
 		&cli.StringSliceFlag{Name: "label", Usage: "label to add to the images (key=value, repeatable)"},
@@ -54,8 +55,8 @@ func commonImportFlags() []cli.Flag {
 func layerLimitFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "max-layer-ratio", Value: fetcher.DefaultMaxExpansionRatio,
-			Usage: fmt.Sprintf("refuse a layer from a seed that expands to more than N times its compressed size (and beyond %d bytes); 0: no ratio cap", fetcher.DefaultMinExpansionAllowance)},
-		&cli.Int64Flag{Name: "max-layer-bytes", Usage: "refuse a layer from a seed whose uncompressed size exceeds N bytes, whatever its ratio; 0: no cap"},
+			Usage: fmt.Sprintf("refuse a layer that expands to more than N times its compressed size (and beyond %d bytes); 0: no ratio cap", fetcher.DefaultMinExpansionAllowance)},
+		&cli.Int64Flag{Name: "max-layer-bytes", Usage: "refuse a layer whose uncompressed size exceeds N bytes, whatever its ratio; 0: no cap"},
 	}
 }
 

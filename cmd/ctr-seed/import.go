@@ -54,6 +54,7 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 	return importer.Options{
 		Snapshotter:  cmd.String("snapshotter"),
 		NoUnpack:     cmd.Bool("no-unpack"),
+		DaemonApply:  cmd.Bool("daemon-apply"),
 		Platforms:    ps,
 		AllPlatforms: cmd.Bool("all-platforms"),
 		Labels:       labels,

@@ -19,7 +19,6 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
-	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/moby/sys/userns"
 	digest "github.com/opencontainers/go-digest"
@@ -27,23 +26,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// LimitFunc returns the most bytes a layer may expand to; ok false means
-// no cap.
-type LimitFunc func(ocispec.Descriptor) (n int64, ok bool)
+// LimitFunc returns the most bytes a layer may expand to, and the error
+// for one that went past it; ok false means no cap.
+type LimitFunc func(ocispec.Descriptor) (n int64, exceeded func(counted int64) error, ok bool)
+
+// OpenFunc opens a layer's (compressed) bytes.
+type OpenFunc func(context.Context, ocispec.Descriptor) (io.ReadCloser, error)
 
 // Applier is a diff.Applier.
 type Applier struct {
-	provider content.Provider
+	open     OpenFunc
 	fallback diff.Applier
 	limit    LimitFunc
 	umask    uint32
 }
 
-// New returns an applier that reads layers from provider and hands what
-// it cannot apply locally to fallback. limit, when set, caps each layer's
+// New returns an applier that reads layers with open and hands what it
+// cannot apply locally to fallback. limit, when set, caps each layer's
 // uncompressed size (the decompression-bomb guard), for fallback too.
-func New(provider content.Provider, fallback diff.Applier, limit LimitFunc) *Applier {
-	return &Applier{provider: provider, fallback: fallback, limit: limit, umask: processUmask()}
+func New(open OpenFunc, fallback diff.Applier, limit LimitFunc) *Applier {
+	return &Applier{open: open, fallback: fallback, limit: limit, umask: processUmask()}
+}
+
+// ProviderOpen opens layers from a content store.
+func ProviderOpen(p content.Provider) OpenFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+		ra, err := p.ReaderAt(ctx, desc)
+		if err != nil {
+			return nil, fmt.Errorf("failed to get reader from content store: %w", err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{content.NewReader(ra), ra}, nil
+	}
 }
 
 // Local reports whether mounts are a snapshot this process can apply to
@@ -121,7 +137,7 @@ func (a *Applier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []m
 }
 
 func (a *Applier) apply(ctx context.Context, desc ocispec.Descriptor, d dest, cfg diff.ApplyConfig) (ocispec.Descriptor, error) {
-	rc, err := a.open(ctx, desc, cfg.Progress)
+	rc, err := a.decompressed(ctx, desc, cfg.Progress)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -146,13 +162,13 @@ func (a *Applier) apply(ctx context.Context, desc ocispec.Descriptor, d dest, cf
 	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Size: cr.n, Digest: digester.Digest()}, nil
 }
 
-// open returns the uncompressed stream of desc, capped by the limit.
-func (a *Applier) open(ctx context.Context, desc ocispec.Descriptor, progress func(int64)) (io.ReadCloser, error) {
-	ra, err := a.provider.ReaderAt(ctx, desc)
+// decompressed returns the uncompressed stream of desc, capped by the limit.
+func (a *Applier) decompressed(ctx context.Context, desc ocispec.Descriptor, progress func(int64)) (io.ReadCloser, error) {
+	ra, err := a.open(ctx, desc)
 	if err != nil {
-		return nil, fmt.Errorf("failed to get reader from content store: %w", err)
+		return nil, err
 	}
-	var r io.Reader = content.NewReader(ra)
+	var r io.Reader = ra
 	if progress != nil {
 		r = &progressReader{r: r, f: progress}
 	}
@@ -163,8 +179,8 @@ func (a *Applier) open(ctx context.Context, desc ocispec.Descriptor, progress fu
 	}
 	var out io.Reader = ds
 	if a.limit != nil {
-		if n, ok := a.limit(desc); ok {
-			out = &capReader{r: ds, limit: n, desc: desc}
+		if n, exceeded, ok := a.limit(desc); ok {
+			out = &capReader{r: ds, limit: n, exceeded: exceeded}
 		}
 	}
 	return struct {
@@ -178,13 +194,13 @@ func (a *Applier) checkExpansion(ctx context.Context, desc ocispec.Descriptor) e
 	if a.limit == nil {
 		return nil
 	}
-	if _, ok := a.limit(desc); !ok {
+	if _, _, ok := a.limit(desc); !ok {
 		return nil
 	}
 	if _, err := images.DiffCompression(ctx, desc.MediaType); err != nil {
 		return nil // not a layer the daemon decompresses
 	}
-	rc, err := a.open(ctx, desc, nil)
+	rc, err := a.decompressed(ctx, desc, nil)
 	if err != nil {
 		return err
 	}
@@ -194,18 +210,17 @@ func (a *Applier) checkExpansion(ctx context.Context, desc ocispec.Descriptor) e
 }
 
 type capReader struct {
-	r     io.Reader
-	n     int64
-	limit int64
-	desc  ocispec.Descriptor
+	r        io.Reader
+	n        int64
+	limit    int64
+	exceeded func(int64) error
 }
 
 func (c *capReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	if c.n > c.limit {
-		return n, fmt.Errorf("blob %s: layer expands past its limit: expected at most %d bytes uncompressed (%d compressed), got more than %d: %w",
-			c.desc.Digest, c.limit, c.desc.Size, c.limit, errdefs.ErrInvalidArgument)
+		return n, c.exceeded(c.n)
 	}
 	return n, err
 }

@@ -1,0 +1,48 @@
+package fetcher
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+type guardAtApplyKey struct{}
+
+// GuardAtApply marks ctx so that seeds serve layers without the fetch-time
+// decompression-bomb guard: the caller applies the layers itself and
+// enforces LayerCap while it decompresses them, so each layer is
+// decompressed once, not twice.
+func GuardAtApply(ctx context.Context) context.Context {
+	return context.WithValue(ctx, guardAtApplyKey{}, true)
+}
+
+func guardedAtApply(ctx context.Context) bool {
+	v, _ := ctx.Value(guardAtApplyKey{}).(bool)
+	return v
+}
+
+// LayerCap returns the most bytes the layer desc may expand to, and the
+// error for a layer that went past it (counted bytes out), under the
+// limits of the seed holding desc. A layer no seed holds (from the
+// registry) gets the first seed's limits, or the defaults. ok is false
+// when desc is not a layer the applier decompresses, or nothing caps it.
+func (ss Seeds) LayerCap(desc ocispec.Descriptor) (limit int64, exceeded func(counted int64) error, ok bool) {
+	if layer, _ := applierDecompresses(desc); !layer {
+		return 0, nil, false
+	}
+	limits, name := defaultLayerLimits, "registry blob"
+	if s, err := ss.find(desc); err == nil {
+		limits, name = s.limits, "seed "+s.path+": blob"
+	} else if len(ss) > 0 {
+		limits = ss[0].limits
+	}
+	if limit, ok = limits.limit(desc.Size); !ok {
+		return 0, nil, false
+	}
+	return limit, func(counted int64) error {
+		return fmt.Errorf("%s %s: decompression bomb: expands beyond %d bytes (ratio %d:1 of %d compressed): %w",
+			name, desc.Digest, limit, counted/max(desc.Size, 1), desc.Size, errdefs.ErrInvalidArgument)
+	}, true
+}

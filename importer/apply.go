@@ -1,0 +1,56 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/diff"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/log"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/importer/applier"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// applierFor returns what applies j's layers: ctr-seed's in-process
+// applier when the snapshotter's directories are reachable from here
+// (same node, root), which reads layers straight from the seeds and
+// enforces the bomb guard as it decompresses; otherwise the daemon's diff
+// service, as ctr uses. local tells the fetch path to leave the guard to
+// the applier.
+func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter) (a diff.Applier, local bool) {
+	daemon := im.client.DiffService()
+	if im.opts.DaemonApply || !probeLocal(ctx, sn) {
+		return daemon, false
+	}
+	cs := im.client.ContentStore()
+	fromStore := applier.ProviderOpen(cs)
+	open := func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+		if j.seeds.Has(desc) {
+			return j.seeds.Fetch(fetcher.GuardAtApply(ctx), desc)
+		}
+		return fromStore(ctx, desc)
+	}
+	return applier.New(open, daemon, j.seeds.LayerCap), true
+}
+
+// probeLocal prepares a scratch snapshot and checks that its directory is
+// here, empty and writable by this process.
+func probeLocal(ctx context.Context, sn snapshots.Snapshotter) bool {
+	key := fmt.Sprintf("ctr-seed-probe-%d", time.Now().UnixNano())
+	mounts, err := sn.Prepare(ctx, key, "")
+	if err != nil {
+		log.G(ctx).WithError(err).Debug("probe snapshot: applying layers in the daemon")
+		return false
+	}
+	defer func() {
+		if err := sn.Remove(ctx, key); err != nil {
+			log.G(ctx).WithError(err).Warn("removing probe snapshot")
+		}
+	}()
+	ok := applier.Local(mounts)
+	log.G(ctx).WithField("local", ok).Debug("probe snapshot: can layers be applied in process")
+	return ok
+}
