@@ -75,10 +75,14 @@ func layer(t *testing.T, ents ...ent) []byte {
 	return buf.Bytes()
 }
 
-func dir(n string, mode int64) ent   { return ent{name: n, typ: tar.TypeDir, mode: mode} }
-func file(n, body string) ent         { return ent{name: n, typ: tar.TypeReg, mode: 0o644, body: body} }
-func symlink(n, target string) ent    { return ent{name: n, typ: tar.TypeSymlink, mode: 0o777, link: target} }
-func hardlink(n, target string) ent   { return ent{name: n, typ: tar.TypeLink, mode: 0o644, link: target} }
+func dir(n string, mode int64) ent { return ent{name: n, typ: tar.TypeDir, mode: mode} }
+func file(n, body string) ent      { return ent{name: n, typ: tar.TypeReg, mode: 0o644, body: body} }
+func symlink(n, target string) ent {
+	return ent{name: n, typ: tar.TypeSymlink, mode: 0o777, link: target}
+}
+func hardlink(n, target string) ent {
+	return ent{name: n, typ: tar.TypeLink, mode: 0o644, link: target}
+}
 func withMode(e ent, m int64) ent     { e.mode = m; return e }
 func withOwner(e ent, u, g int) ent   { e.uid, e.gid = u, g; return e }
 func withTime(e ent, m time.Time) ent { e.mtime = m; return e }
