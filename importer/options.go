@@ -48,7 +48,7 @@ type Options struct {
 	// (which then applies them itself, faster).
 	DaemonApply bool
 	// Observer receives progress; nil means none.
-	Observer Observer
+	Observer Observer `json:"-"`
 }
 
 const (

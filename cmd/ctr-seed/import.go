@@ -21,6 +21,7 @@ func importCommand() *cli.Command {
 			&cli.BoolFlag{Name: "skip-digest-for-named", Usage: "with --digests, skip digest images for images that got a name"},
 			&cli.StringFlag{Name: "index-name", Usage: "image name to keep each seed's index as"},
 			&cli.BoolFlag{Name: "skip-missing", Usage: "tolerate manifests absent from the seed for platforms not unpacked"},
+			&cli.BoolFlag{Name: "in-daemon", Usage: "ask containerd-seed to import the seeds itself, from this node's disk (no blob crosses the socket)"},
 		}, commonImportFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := needArgs(cmd, "seed"); err != nil {
@@ -36,6 +37,9 @@ func importCommand() *cli.Command {
 			opts.BaseName, opts.Digests = cmd.String("base-name"), cmd.Bool("digests")
 			opts.SkipDigestForNamed, opts.IndexName = cmd.Bool("skip-digest-for-named"), cmd.String("index-name")
 			opts.SkipMissing = cmd.Bool("skip-missing")
+			if cmd.Bool("in-daemon") {
+				return runImportInDaemon(ctx, cmd, opts)
+			}
 			return runImport(ctx, cmd, opts)
 		},
 	}

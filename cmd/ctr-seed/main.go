@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -30,7 +31,9 @@ func main() {
 		<-sigs // a second signal kills at once
 		os.Exit(128 + int(sig.(syscall.Signal)))
 	}()
+	stopProfile := startProfile(os.Getenv("CTR_SEED_CPUPROFILE"))
 	code := run(ctx, os.Args)
+	stopProfile()
 	var in interrupted
 	if errors.As(context.Cause(ctx), &in) && code != 0 {
 		// 130 for SIGINT, 143 for SIGTERM, as shells report them; a
@@ -134,4 +137,22 @@ func needArgs(cmd *cli.Command, what string) error {
 		return usageError{fmt.Errorf("%s: at least one %s is required", cmd.Name, what)}
 	}
 	return nil
+}
+
+// startProfile writes a CPU profile to path (for make bench and
+// performance work); "%p" in path is the pid; "" profiles nothing.
+func startProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	path = strings.ReplaceAll(path, "%p", fmt.Sprint(os.Getpid()))
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ctr-seed: CTR_SEED_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
