@@ -1,15 +1,19 @@
-// Command bench times `ctr-seed import` against `ctr images import` (which
-// goes through containerd's transfer service) on a realistic seed: the Go
+// Command bench times `ctr-seed import` and `ctr-seed import --in-daemon`
+// against `ctr images import` (which goes through containerd's transfer
+// service) on a realistic seed: the Go
 // toolchain's source tree, its pkg/tool binaries, a large incompressible
 // file and a small config layer, gzip-compressed in an OCI layout tar.
 //
-// Every run gets a fresh private containerd, so no tool profits from the
-// other's content. Pairs alternate the order (A/B, then B/A). It prints
-// medians, min–max, the ctr-seed/ctr ratios and ctr-seed's peak RSS, and
+// Every run gets a fresh private containerd-seed (containerd with the seed
+// plugin, idle), so no tool profits from another's content. Rounds rotate
+// the order of the tools. It prints medians, min–max, the tool/ctr ratios
+// and ctr-seed's peak RSS, and
 // "TARGET MISSED" lines against the next goals; it is a measurement, so it
 // exits 0 whatever the figures (1 only if it could not measure).
 //
 //	go run ./test/bench [-pairs 3] [-size small|large]
+//
+// CTR_SEED_CPUPROFILE=/tmp/ctr-seed-%p.prof profiles each ctr-seed run.
 //
 // The seed is cached in $CTR_SEED_BENCH_DIR (default $TMPDIR/ctr-seed-bench).
 package main
@@ -23,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +37,7 @@ import (
 )
 
 func main() {
-	pairs := flag.Int("pairs", 3, "number of A/B pairs (order alternates)")
+	pairs := flag.Int("pairs", 3, "rounds: each runs every tool once, in rotating order")
 	size := flag.String("size", "small", "seed size: small (~200 MB) or large (~2 GB, for RSS flatness)")
 	verbose := flag.Bool("v", false, "print each tool's output")
 	drop := flag.Bool("drop-caches", true, "sync and drop the kernel's caches before each run (see settle)")
@@ -52,6 +57,8 @@ type bench struct {
 	verbose bool
 	drop    bool
 	seed    seedInfo
+	daemon   string // containerd-seed
+	seedsDir string // its (empty) seeds dir
 	tools   []tool
 	res     results
 }
@@ -100,6 +107,16 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every tool runs against containerd-seed: containerd plus the seed
+	// plugin (idle: its seeds dir is empty), so --in-daemon can be timed
+	// against the same daemon as ctr.
+	if b.daemon, err = harness.BuildCommandMain("./cmd/containerd-seed"); err != nil {
+		return err
+	}
+	if b.seedsDir, err = os.MkdirTemp("", "ctr-seed-bench-seeds-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.seedsDir)
 	fmt.Printf("containerd %s, %s, %d CPUs, drop caches before each run: %v\n", bins.Version, runtime.Version(), runtime.NumCPU(), b.drop)
 	b.tools = []tool{
 		{"ctr-seed", func(addr string, extra ...string) []string {
@@ -108,14 +125,19 @@ func (b *bench) run(ctx context.Context) error {
 		{"ctr", func(addr string, extra ...string) []string {
 			return append(append([]string{bins.Ctr, "--address", addr, "--namespace", "default", "images", "import"}, extra...), b.seed.Path)
 		}},
+		{"in-daemon", func(addr string, extra ...string) []string {
+			return append(append([]string{ctrSeed, "--address", addr, "--namespace", "default", "import", "--in-daemon"}, extra...), b.seed.Path)
+		}},
 	}
 
 	for p := 0; p < b.pairs; p++ {
-		order := []tool{b.tools[0], b.tools[1]}
-		if p%2 == 1 {
-			order[0], order[1] = order[1], order[0]
+		// Rotate the order, so no tool always runs first or last.
+		order := append(slices.Clone(b.tools[p%len(b.tools):]), b.tools[:p%len(b.tools)]...)
+		var names []string
+		for _, t := range order {
+			names = append(names, t.name)
 		}
-		fmt.Printf("== pair %d/%d: %s, then %s\n", p+1, b.pairs, order[0].name, order[1].name)
+		fmt.Printf("== round %d/%d: %s\n", p+1, b.pairs, strings.Join(names, ", then "))
 		for _, t := range order {
 			if err := b.unpacked(ctx, t); err != nil {
 				return err
@@ -135,7 +157,7 @@ func (b *bench) run(ctx context.Context) error {
 
 // unpacked times a fresh import and then a re-import on one new daemon.
 func (b *bench) unpacked(ctx context.Context, t tool) error {
-	return withDaemon(func(d *harness.Daemon) error {
+	return b.withDaemon(func(d *harness.Daemon) error {
 		s, err := b.timed(ctx, d, caseFresh, t, t.argv(d.Address))
 		if err != nil {
 			return err
@@ -153,7 +175,7 @@ func (b *bench) unpacked(ctx context.Context, t tool) error {
 
 // noUnpack times a fresh --no-unpack import on a new daemon.
 func (b *bench) noUnpack(ctx context.Context, t tool) error {
-	return withDaemon(func(d *harness.Daemon) error {
+	return b.withDaemon(func(d *harness.Daemon) error {
 		s, err := b.timed(ctx, d, caseNoUnpack, t, t.argv(d.Address, "--no-unpack"))
 		if err != nil {
 			return err
@@ -164,8 +186,9 @@ func (b *bench) noUnpack(ctx context.Context, t tool) error {
 	})
 }
 
-func withDaemon(f func(*harness.Daemon) error) error {
-	d, err := harness.StartDaemonMain(harness.DaemonOptions{DisableCRI: true})
+func (b *bench) withDaemon(f func(*harness.Daemon) error) error {
+	d, err := harness.StartDaemonMain(harness.DaemonOptions{DisableCRI: true, Binary: b.daemon,
+		ExtraConfig: fmt.Sprintf("[plugins.\"io.containerd.seed.v1.importer\"]\n  seeds_dir = %q\n  watch = false\n", b.seedsDir)})
 	if d != nil {
 		defer func() {
 			if err := d.Cleanup(); err != nil {
