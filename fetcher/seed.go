@@ -41,18 +41,19 @@ type repoTag struct {
 type Opt func(*openConfig)
 
 type openConfig struct {
-	spoolDir string
-	limits   layerLimits
+	spoolDir      string
+	maxSpoolBytes int64
+	limits        layerLimits
 }
 
 // WithSpoolDir sets where a whole-archive-compressed seed is decompressed
-// to (an unlinked file); default os.TempDir().
+// to (an unlinked file); default os.TempDir(). WithMaxSpoolBytes caps it.
 func WithSpoolDir(dir string) Opt { return func(c *openConfig) { c.spoolDir = dir } }
 
 // Open indexes the seed at path: an OCI layout directory, or an OCI layout
 // or docker save tar, possibly gzip- or zstd-compressed as a whole.
 func Open(ctx context.Context, path string, opts ...Opt) (*Seed, error) {
-	cfg := openConfig{limits: defaultLayerLimits}
+	cfg := openConfig{maxSpoolBytes: DefaultMaxSpoolBytes, limits: defaultLayerLimits}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -99,7 +100,7 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 		return nil, "", err
 	}
 	if c != plain {
-		t, err := spoolTar(io.NewSectionReader(f, 0, fi.Size()), c, cfg.spoolDir)
+		t, err := spoolTar(io.NewSectionReader(f, 0, fi.Size()), c, cfg.spoolDir, cfg.maxSpoolBytes)
 		f.Close()
 		return t, "tar+" + string(c), err
 	}

@@ -52,15 +52,15 @@ func main() {
 }
 
 type bench struct {
-	pairs   int
-	size    string
-	verbose bool
-	drop    bool
-	seed    seedInfo
+	pairs    int
+	size     string
+	verbose  bool
+	drop     bool
+	seed     seedInfo
 	daemon   string // containerd-seed
 	seedsDir string // its (empty) seeds dir
-	tools   []tool
-	res     results
+	tools    []tool
+	res      results
 }
 
 // tool is one importer under test; argv builds its command line.
