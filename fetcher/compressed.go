@@ -121,10 +121,10 @@ func spoolTar(f io.Reader, c codec, spoolDir string, maxBytes int64) (*tarArchiv
 		// it may reword; say what really happened.
 		switch {
 		case cw.exceeded:
-			return nil, fmt.Errorf("decompressed %s archive exceeds the spool cap (max spool bytes): expected at most %d bytes, got more: %w",
+			return nil, fmt.Errorf("decompressed %s archive exceeds the spool cap (--max-spool-bytes, max_spool_bytes): expected at most %d bytes, got more: %w",
 				c, maxBytes, errdefs.ErrInvalidArgument)
 		case fw.err != nil && errors.Is(fw.err, syscall.ENOSPC):
-			return nil, fmt.Errorf("spooling the decompressed %s archive into %s: no space left on device after %d bytes (the spool needs the uncompressed archive's size free): %w: %w",
+			return nil, fmt.Errorf("spooling the decompressed %s archive into %s: spool dir full after %d bytes (it needs the uncompressed archive's size free): %w: %w",
 				c, dir, fw.n, syscall.ENOSPC, errdefs.ErrResourceExhausted)
 		case fw.err != nil:
 			return nil, fmt.Errorf("spooling the decompressed %s archive into %s after %d bytes: %w", c, dir, fw.n, fw.err)

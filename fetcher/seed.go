@@ -50,13 +50,19 @@ type openConfig struct {
 // to (an unlinked file); default os.TempDir(). WithMaxSpoolBytes caps it.
 func WithSpoolDir(dir string) Opt { return func(c *openConfig) { c.spoolDir = dir } }
 
-// Open indexes the seed at path: an OCI layout directory, or an OCI layout
-// or docker save tar, possibly gzip- or zstd-compressed as a whole.
-func Open(ctx context.Context, path string, opts ...Opt) (*Seed, error) {
+// newOpenConfig applies opts to the defaults.
+func newOpenConfig(opts []Opt) openConfig {
 	cfg := openConfig{maxSpoolBytes: DefaultMaxSpoolBytes, limits: defaultLayerLimits}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return cfg
+}
+
+// Open indexes the seed at path: an OCI layout directory, or an OCI layout
+// or docker save tar, possibly gzip- or zstd-compressed as a whole.
+func Open(ctx context.Context, path string, opts ...Opt) (*Seed, error) {
+	cfg := newOpenConfig(opts)
 	s := &Seed{path: path, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}, limits: cfg.limits}
 	arch, format, err := openArchive(path, cfg)
 	if err != nil {

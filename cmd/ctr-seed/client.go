@@ -51,16 +51,26 @@ func commonImportFlags() []cli.Flag {
 	}, layerLimitFlags()...)
 }
 
-// layerLimitFlags are the decompression-bomb caps of import, pull and verify.
+// layerLimitFlags are the decompression-bomb caps of import, pull and
+// verify: the layer caps and the spool cap.
 func layerLimitFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.IntFlag{Name: "max-layer-ratio", Value: fetcher.DefaultMaxExpansionRatio,
 			Usage: fmt.Sprintf("refuse a layer that expands to more than N times its compressed size (and beyond %d bytes); 0: no ratio cap", fetcher.DefaultMinExpansionAllowance)},
 		&cli.Int64Flag{Name: "max-layer-bytes", Usage: "refuse a layer whose uncompressed size exceeds N bytes, whatever its ratio; 0: no cap"},
+	}, spoolFlags()...)
+}
+
+// spoolFlags cap the spool of gzip/zstd seeds, for every command that
+// opens seeds.
+func spoolFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Int64Flag{Name: "max-spool-bytes", Value: fetcher.DefaultMaxSpoolBytes, Sources: cli.EnvVars("CTR_SEED_MAX_SPOOL_BYTES"),
+			Usage: "refuse a gzip- or zstd-compressed seed whose tar decompresses to more than N bytes (it is spooled to $TMPDIR while open); 0: no cap"},
 	}
 }
 
-// seedOptions reads the layer limit flags.
+// seedOptions reads the layer limit flags and the spool cap.
 func seedOptions(cmd *cli.Command) ([]fetcher.Opt, error) {
 	ratio, maxBytes := cmd.Int("max-layer-ratio"), cmd.Int64("max-layer-bytes")
 	if ratio < 0 {
@@ -69,10 +79,23 @@ func seedOptions(cmd *cli.Command) ([]fetcher.Opt, error) {
 	if maxBytes < 0 {
 		return nil, usageError{fmt.Errorf("--max-layer-bytes %d: must be 0 (no cap) or more", maxBytes)}
 	}
-	return []fetcher.Opt{
+	spool, err := spoolOptions(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return append([]fetcher.Opt{
 		fetcher.WithLayerLimits(ratio, fetcher.DefaultMinExpansionAllowance),
 		fetcher.WithMaxLayerBytes(maxBytes),
-	}, nil
+	}, spool...), nil
+}
+
+// spoolOptions reads --max-spool-bytes.
+func spoolOptions(cmd *cli.Command) ([]fetcher.Opt, error) {
+	n := cmd.Int64("max-spool-bytes")
+	if n < 0 {
+		return nil, usageError{fmt.Errorf("--max-spool-bytes %d: must be 0 (no cap) or more", n)}
+	}
+	return []fetcher.Opt{fetcher.WithMaxSpoolBytes(n)}, nil
 }
 
 func parsePlatforms(specs []string) ([]ocispec.Platform, error) {

@@ -15,9 +15,9 @@ func lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list the images in seeds",
 		ArgsUsage: "SEED...",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only image names"},
-		},
+		}, spoolFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := needArgs(cmd, "seed"); err != nil {
 				return err
@@ -29,13 +29,17 @@ func lsCommand() *cli.Command {
 
 func ls(ctx context.Context, cmd *cli.Command) error {
 	quiet := cmd.Bool("quiet")
+	opts, err := spoolOptions(cmd)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(cmd.Root().Writer, 1, 8, 1, ' ', 0)
 	if !quiet {
 		fmt.Fprintln(tw, "SEED\tNAME\tDIGEST\tTYPE\tPLATFORMS\tSIZE")
 	}
 	var failed error
 	for _, path := range cmd.Args().Slice() {
-		if err := lsSeed(ctx, tw, path, quiet); err != nil {
+		if err := lsSeed(ctx, tw, path, quiet, opts); err != nil {
 			tw.Flush()
 			fmt.Fprintf(cmd.Root().ErrWriter, "ctr-seed: %s\n", oneLine(err))
 			failed = cli.Exit("", 1)
@@ -45,8 +49,8 @@ func ls(ctx context.Context, cmd *cli.Command) error {
 	return failed
 }
 
-func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool) error {
-	s, err := fetcher.Open(ctx, path)
+func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, opts []fetcher.Opt) error {
+	s, err := fetcher.Open(ctx, path, opts...)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func serveCommand() *cli.Command {
 		Usage: "import a seeds directory at start and watch it (the containerd-seed plugin, as a sidecar)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: "/etc/ctr-seed/config.toml",
-				Usage: "TOML with the plugin's keys (seeds_dir, namespace, snapshotter, platforms, unpack, pin, watch, labels)"},
+				Usage: "TOML with the plugin's keys (seeds_dir, namespace, snapshotter, platforms, unpack, pin, watch, labels, max_spool_bytes)"},
 			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/ctr-seed", Usage: "where imported seed versions are remembered"},
 			&cli.BoolFlag{Name: "once", Usage: "import the seeds dir once and exit (no watch)"},
 		},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/containerd/platforms"
+	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -35,17 +36,25 @@ type Config struct {
 	Watch bool `toml:"watch"`
 	// Labels added to every image.
 	Labels map[string]string `toml:"labels"`
+	// MaxSpoolBytes caps a gzip- or zstd-compressed seed: it is
+	// decompressed into an unlinked spool file under the state dir while
+	// it is imported, and one whose tar decompresses to more than this
+	// many bytes is refused (a decompression bomb would otherwise fill the
+	// disk containerd shares). 0: no cap. Default: 64 GiB
+	// (fetcher.DefaultMaxSpoolBytes), above any real image archive.
+	MaxSpoolBytes int64 `toml:"max_spool_bytes"`
 }
 
 // DefaultConfig is what an empty section means.
 func DefaultConfig() Config {
 	return Config{
-		SeedsDir:    "/var/lib/containerd-seed/seeds",
-		Namespace:   "k8s.io",
-		Snapshotter: "overlayfs",
-		Unpack:      true,
-		Pin:         true,
-		Watch:       true,
+		SeedsDir:      "/var/lib/containerd-seed/seeds",
+		Namespace:     "k8s.io",
+		Snapshotter:   "overlayfs",
+		Unpack:        true,
+		Pin:           true,
+		Watch:         true,
+		MaxSpoolBytes: fetcher.DefaultMaxSpoolBytes,
 	}
 }
 
@@ -66,4 +75,13 @@ func (c Config) importerOptions() (importer.Options, error) {
 		Labels:      c.Labels,
 		Pin:         c.Pin,
 	}, nil
+}
+
+// fetcherOptions turns the config into the options every seed is opened
+// with (besides its spool dir).
+func (c Config) fetcherOptions() ([]fetcher.Opt, error) {
+	if c.MaxSpoolBytes < 0 {
+		return nil, fmt.Errorf("max_spool_bytes: %d: must be 0 (no cap) or more", c.MaxSpoolBytes)
+	}
+	return []fetcher.Opt{fetcher.WithMaxSpoolBytes(c.MaxSpoolBytes)}, nil
 }

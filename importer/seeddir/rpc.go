@@ -22,7 +22,8 @@ func (s *Service) HandleImport(ctx context.Context, req rpc.Request) ([]importer
 		return nil, err
 	}
 	ctx = namespaces.WithNamespace(ctx, ns)
-	fopts := []fetcher.Opt{fetcher.WithSpoolDir(s.spool)}
+	// The spool (dir and cap) is the daemon's: its disk, its config.
+	fopts := append([]fetcher.Opt(nil), s.fopts...)
 	if req.Options.NoUnpack {
 		fopts = append(fopts, fetcher.WithLayerLimits(0, 0))
 	} else {

@@ -25,12 +25,18 @@ type Service struct {
 	importer *importer.Importer
 	state    *state
 	spool    string
+	// fopts open every seed: spool dir and cap, from the config.
+	fopts []fetcher.Opt
 }
 
 // New prepares the service; stateDir keeps what was imported (the
 // plugin's root dir, or serve's --state-dir).
 func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 	opts, err := cfg.importerOptions()
+	if err != nil {
+		return nil, err
+	}
+	fopts, err := cfg.fetcherOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +48,8 @@ func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, client: c, importer: importer.New(c, opts), state: st, spool: spool}, nil
+	fopts = append(fopts, fetcher.WithSpoolDir(spool))
+	return &Service{cfg: cfg, client: c, importer: importer.New(c, opts), state: st, spool: spool, fopts: fopts}, nil
 }
 
 // Run imports every seed, then, if watching, each new or changed one until
@@ -144,7 +151,7 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	start := time.Now()
 	lg := log.G(ctx).WithField("seed", name)
 	rec := record{Fingerprint: fp, ImportedAt: start.UTC()}
-	fopts := []fetcher.Opt{fetcher.WithSpoolDir(s.spool)}
+	fopts := append([]fetcher.Opt(nil), s.fopts...)
 	if !s.cfg.Unpack {
 		fopts = append(fopts, fetcher.WithLayerLimits(0, 0)) // see ctr-seed import --no-unpack
 	}

@@ -1,0 +1,260 @@
+package fetcher
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
+)
+
+var spoolCodecs = []struct {
+	name string
+	c    testseed.Compression
+}{{"gzip", testseed.Gzip}, {"zstd", testseed.Zstd}}
+
+// compressedSeed compresses tarball as a whole and writes it as a seed;
+// it returns the seed's path.
+func compressedSeed(t *testing.T, tarball []byte, c testseed.Compression) string {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := testseed.Compress(&buf, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(tarball); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, filepath.Join(t.TempDir(), "seed.bin"), buf.Bytes())
+}
+
+// countSpool counts the bytes that reach spool files until the test ends.
+func countSpool(t *testing.T) *int64 {
+	var n int64
+	old := wrapSpool
+	wrapSpool = func(f *os.File) io.Writer {
+		return writerFunc(func(p []byte) (int, error) { n += int64(len(p)); return f.Write(p) })
+	}
+	t.Cleanup(func() { wrapSpool = old })
+	return &n
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
+
+// assertEmptyDir fails unless dir holds nothing: the spool is unlinked.
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		t.Errorf("left in the spool dir: %s", e.Name())
+	}
+}
+
+// assertSpoolCapError checks the refusal of a seed past the cap.
+func assertSpoolCapError(t *testing.T, err error, seed, codec string, limit int64) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("opened, want refusal past the %d byte spool cap", limit)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"seed " + seed + ": ",
+		"decompressed " + codec + " archive exceeds the spool cap",
+		fmt.Sprintf("expected at most %d bytes, got more", limit),
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error is not one line: %q", msg)
+	}
+	if !errdefs.IsInvalidArgument(err) {
+		t.Errorf("error %q is not invalid argument", msg)
+	}
+}
+
+// TestSpoolCap opens a gzip and a zstd OCI tar seed under caps around its
+// exact uncompressed size: one byte short is refused, leaving nothing in
+// the spool dir; at and just above it, the seed opens and serves blobs.
+func TestSpoolCap(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	var tarball bytes.Buffer
+	if err := f.seed.WriteOCITar(&tarball); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(tarball.Len())
+	for _, sc := range spoolCodecs {
+		t.Run(sc.name, func(t *testing.T) {
+			path := compressedSeed(t, tarball.Bytes(), sc.c)
+			if fi, _ := os.Stat(path); fi.Size() >= size {
+				t.Fatalf("compressed seed is %d bytes, not smaller than its %d byte tar", fi.Size(), size)
+			}
+
+			t.Run("past the cap", func(t *testing.T) {
+				spool, written := t.TempDir(), countSpool(t)
+				s, err := Open(ctx, path, WithSpoolDir(spool), WithMaxSpoolBytes(size-1))
+				if err == nil {
+					s.Close()
+				}
+				assertSpoolCapError(t, err, path, sc.name, size-1)
+				if *written > size-1 {
+					t.Errorf("%d bytes reached the spool, past the %d byte cap", *written, size-1)
+				}
+				assertEmptyDir(t, spool)
+			})
+
+			for _, limit := range []int64{size, size + 1, 0} {
+				t.Run(fmt.Sprintf("cap %d", limit), func(t *testing.T) {
+					spool, written := t.TempDir(), countSpool(t)
+					s, err := Open(ctx, path, WithSpoolDir(spool), WithMaxSpoolBytes(limit))
+					if err != nil {
+						t.Fatalf("tar of %d bytes under a %d byte cap: %v", size, limit, err)
+					}
+					if *written != size {
+						t.Errorf("spooled %d bytes, want the tar's %d", *written, size)
+					}
+					assertEmptyDir(t, spool) // unlinked while open
+					imgs, err := s.Images(ctx)
+					if err != nil || len(imgs) != 3 {
+						t.Fatalf("images %v, %v; want 3", imgs, err)
+					}
+					desc := f.demo.Manifest
+					if got := readAll(t, s, desc); !bytes.Equal(got, f.blobs[desc.Digest]) {
+						t.Errorf("blob %s: %d bytes differ from the seed's", desc.Digest, len(got))
+					}
+					if err := s.Close(); err != nil {
+						t.Fatal(err)
+					}
+					assertEmptyDir(t, spool)
+				})
+			}
+		})
+	}
+}
+
+// TestSpoolBomb: a few KB that expand to 32 MiB of zeros in one tar entry
+// are refused once 1 MiB is spooled, not after all of it; with no cap
+// (0) the whole stream is spooled and the seed fails for what it is.
+func TestSpoolBomb(t *testing.T) {
+	const zeros, limit = 32 << 20, 1 << 20
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: zeros}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(make([]byte, zeros)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range spoolCodecs {
+		t.Run(sc.name, func(t *testing.T) {
+			path := compressedSeed(t, buf.Bytes(), sc.c)
+			if fi, _ := os.Stat(path); fi.Size() > zeros/100 {
+				t.Fatalf("bomb is %d bytes compressed, not a bomb", fi.Size())
+			}
+			spool, written := t.TempDir(), countSpool(t)
+			_, err := Open(context.Background(), path, WithSpoolDir(spool), WithMaxSpoolBytes(limit))
+			assertSpoolCapError(t, err, path, sc.name, limit)
+			if *written > limit {
+				t.Errorf("%d bytes reached the spool, past the %d byte cap", *written, limit)
+			}
+			assertEmptyDir(t, spool)
+
+			*written = 0
+			_, err = Open(context.Background(), path, WithSpoolDir(spool), WithMaxSpoolBytes(0))
+			if err == nil || strings.Contains(err.Error(), "spool cap") || !strings.Contains(err.Error(), "unrecognized seed") {
+				t.Fatalf("with no cap: %v; want the seed refused as unrecognized, not by the cap", err)
+			}
+			if *written < zeros {
+				t.Errorf("with no cap only %d bytes were spooled, want all %d", *written, zeros)
+			}
+			assertEmptyDir(t, spool)
+		})
+	}
+}
+
+// TestSpoolNoSpace: a spool dir that fills up is named in the error,
+// with the seed, and nothing is left in it.
+func TestSpoolNoSpace(t *testing.T) {
+	f := newFixture(t)
+	var tarball bytes.Buffer
+	if err := f.seed.WriteOCITar(&tarball); err != nil {
+		t.Fatal(err)
+	}
+	const room = 4096
+	old := wrapSpool
+	wrapSpool = func(spool *os.File) io.Writer {
+		left := room
+		return writerFunc(func(p []byte) (int, error) {
+			if len(p) > left {
+				n, _ := spool.Write(p[:left])
+				left = 0
+				return n, &os.PathError{Op: "write", Path: spool.Name(), Err: syscall.ENOSPC}
+			}
+			left -= len(p)
+			return spool.Write(p)
+		})
+	}
+	defer func() { wrapSpool = old }()
+	for _, sc := range spoolCodecs {
+		t.Run(sc.name, func(t *testing.T) {
+			path := compressedSeed(t, tarball.Bytes(), sc.c)
+			spool := t.TempDir()
+			_, err := Open(context.Background(), path, WithSpoolDir(spool), WithMaxSpoolBytes(0))
+			if err == nil {
+				t.Fatal("opened with a full spool dir")
+			}
+			msg := err.Error()
+			for _, want := range []string{
+				"seed " + path + ": ",
+				"spooling the decompressed " + sc.name + " archive into " + spool + ": ",
+				fmt.Sprintf("spool dir full after %d bytes", room),
+				"no space left on device",
+			} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not say %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+			if !errors.Is(err, syscall.ENOSPC) || !errdefs.IsResourceExhausted(err) {
+				t.Errorf("error %q is not ENOSPC and resource exhausted", msg)
+			}
+			assertEmptyDir(t, spool)
+		})
+	}
+}
+
+// TestSpoolDefaultCap: Open caps the spool unless told otherwise.
+func TestSpoolDefaultCap(t *testing.T) {
+	cfg := newOpenConfig(nil)
+	if cfg.maxSpoolBytes != DefaultMaxSpoolBytes || DefaultMaxSpoolBytes <= 0 {
+		t.Fatalf("default spool cap %d, want DefaultMaxSpoolBytes (%d)", cfg.maxSpoolBytes, DefaultMaxSpoolBytes)
+	}
+	WithMaxSpoolBytes(-1)(&cfg)
+	if cfg.maxSpoolBytes != 0 {
+		t.Fatalf("negative cap gave %d, want 0 (no cap)", cfg.maxSpoolBytes)
+	}
+}

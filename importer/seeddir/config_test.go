@@ -1,0 +1,66 @@
+package seeddir
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/klauspost/compress/zstd"
+)
+
+func TestMaxSpoolBytesConfig(t *testing.T) {
+	def := DefaultConfig()
+	if def.MaxSpoolBytes != fetcher.DefaultMaxSpoolBytes {
+		t.Fatalf("default max_spool_bytes %d, want %d", def.MaxSpoolBytes, fetcher.DefaultMaxSpoolBytes)
+	}
+	cfg := DefaultConfig()
+	md, err := toml.Decode("max_spool_bytes = 4096\n", &cfg)
+	if err != nil || len(md.Undecoded()) > 0 || cfg.MaxSpoolBytes != 4096 {
+		t.Fatalf("decoded %d, %v, undecoded %v; want 4096", cfg.MaxSpoolBytes, err, md.Undecoded())
+	}
+
+	// The key reaches the seeds the service opens: a zstd tar of 64 KiB
+	// is refused under 4096, and opened (as no seed) under no cap.
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: 64 << 10})
+	tw.Write(make([]byte, 64<<10))
+	tw.Close()
+	enc, _ := zstd.NewWriter(nil)
+	p := filepath.Join(t.TempDir(), "bomb.tar.zst")
+	if err := os.WriteFile(p, enc.EncodeAll(tb.Bytes(), nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func(c Config) error {
+		opts, err := c.fetcherOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := fetcher.Open(context.Background(), p, append(opts, fetcher.WithSpoolDir(t.TempDir()))...)
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}
+	if err := open(cfg); err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "expected at most 4096 bytes, got more") {
+		t.Fatalf("max_spool_bytes = 4096: %v; want the seed refused by the spool cap", err)
+	}
+	cfg.MaxSpoolBytes = 0
+	if err := open(cfg); err == nil || strings.Contains(err.Error(), "spool cap") {
+		t.Fatalf("max_spool_bytes = 0: %v; want no spool cap (and the tar refused as no seed)", err)
+	}
+	cfg.MaxSpoolBytes = -1
+	if _, err := cfg.fetcherOptions(); err == nil || !strings.Contains(err.Error(), "max_spool_bytes") {
+		t.Fatalf("max_spool_bytes = -1: %v; want refused", err)
+	}
+	if _, err := New(nil, cfg, t.TempDir()); err == nil {
+		t.Fatal("New accepted max_spool_bytes = -1")
+	}
+}
