@@ -59,6 +59,7 @@ type bench struct {
 	seed     seedInfo
 	daemon   string // containerd-seed
 	seedsDir string // its (empty) seeds dir
+	stopped  []*harness.Daemon
 	tools    []tool
 	res      results
 }
@@ -117,6 +118,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(b.seedsDir)
+	defer b.cleanup()
 	fmt.Printf("containerd %s, %s, %d CPUs, drop caches before each run: %v\n", bins.Version, runtime.Version(), runtime.NumCPU(), b.drop)
 	b.tools = []tool{
 		{"ctr-seed", func(addr string, extra ...string) []string {
@@ -190,16 +192,30 @@ func (b *bench) withDaemon(f func(*harness.Daemon) error) error {
 	d, err := harness.StartDaemonMain(harness.DaemonOptions{DisableCRI: true, Binary: b.daemon,
 		ExtraConfig: fmt.Sprintf("[plugins.\"io.containerd.seed.v1.importer\"]\n  seeds_dir = %q\n  watch = false\n", b.seedsDir)})
 	if d != nil {
+		// Stop now, delete at the end: on this VM's ext4 (mounted with
+		// discard) files made soon after a mass delete cost up to 50×
+		// more, which would charge each run for the previous one's cleanup.
 		defer func() {
-			if err := d.Cleanup(); err != nil {
-				fmt.Fprintf(os.Stderr, "bench: cleanup %s: %v\n", d.Dir, err)
+			if err := d.StopMain(); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: stop %s: %v\n", d.Dir, err)
 			}
+			b.stopped = append(b.stopped, d)
 		}()
 	}
 	if err != nil {
 		return err
 	}
 	return f(d)
+}
+
+// cleanup deletes every daemon's files, once all runs are done.
+func (b *bench) cleanup() {
+	for _, d := range b.stopped {
+		if err := d.Cleanup(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: cleanup %s: %v\n", d.Dir, err)
+		}
+	}
+	b.stopped = nil
 }
 
 // timed runs argv once and measures wall time, the child's CPU time and
