@@ -44,7 +44,7 @@ func (im *Importer) recordEntry(ctx context.Context, st *image.Store, desc ocisp
 }
 
 func (im *Importer) store(ctx context.Context, st *image.Store, desc ocispec.Descriptor) ([]string, error) {
-	imgs, err := st.Store(ctx, desc, im.client.ImageService())
+	imgs, err := st.Store(ctx, desc, keepLabels{im.client.ImageService()})
 	if errdefs.IsNotFound(err) {
 		return nil, nil
 	}
@@ -60,7 +60,7 @@ func (im *Importer) store(ctx context.Context, st *image.Store, desc ocispec.Des
 
 // record creates or updates one named image (pull).
 func (im *Importer) record(ctx context.Context, name string, desc ocispec.Descriptor) error {
-	is := im.client.ImageService()
+	is := keepLabels{im.client.ImageService()}
 	img := images.Image{Name: name, Target: desc, Labels: im.imageLabels(ctx)}
 	for {
 		if _, err := is.Create(ctx, img); err == nil {
@@ -74,4 +74,19 @@ func (im *Importer) record(ctx context.Context, name string, desc ocispec.Descri
 			return fmt.Errorf("updating image %s: %w", name, err)
 		}
 	}
+}
+
+// keepLabels updates an existing image without dropping its labels: a
+// re-import (by the CLI, the plugin, or ctr-seed pull) must not unpin an
+// image the plugin or an operator pinned, nor strip another tool's labels.
+// containerd's image store replaces the whole record otherwise.
+type keepLabels struct{ images.Store }
+
+func (k keepLabels) Update(ctx context.Context, img images.Image, fieldpaths ...string) (images.Image, error) {
+	if old, err := k.Store.Get(ctx, img.Name); err == nil && len(old.Labels) > 0 {
+		labels := maps.Clone(old.Labels)
+		maps.Copy(labels, img.Labels)
+		img.Labels = labels
+	}
+	return k.Store.Update(ctx, img, fieldpaths...)
 }
