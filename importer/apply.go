@@ -18,14 +18,21 @@ import (
 // applier when the snapshotter's directories are reachable from here
 // (same node, root), which reads layers straight from the seeds and
 // enforces the bomb guard as it decompresses; otherwise the daemon's diff
-// service, as ctr uses. local tells the fetch path to leave the guard to
-// the applier.
+// service, as ctr uses, after the guard has run over the registry's
+// layers (the seeds' are guarded as they are fetched). local tells the
+// fetch path to leave the guard to the applier.
 func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter) (a diff.Applier, local bool) {
 	daemon := im.client.DiffService()
-	if im.opts.DaemonApply || !probeLocal(ctx, sn) {
-		return daemon, false
-	}
 	cs := im.client.ContentStore()
+	if im.opts.DaemonApply || !probeLocal(ctx, sn) {
+		registryCap := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
+			if j.seeds.Has(desc) {
+				return 0, nil, false
+			}
+			return j.seeds.LayerCap(desc)
+		}
+		return applier.CheckOnly(applier.ProviderOpen(cs), daemon, registryCap), false
+	}
 	fromStore := applier.ProviderOpen(cs)
 	open := func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 		if j.seeds.Has(desc) {

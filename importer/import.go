@@ -113,7 +113,7 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		}
 	}
 	if r.Err != nil {
-		r.Err = fmt.Errorf("seed %s: image %s (%s): %w", s.Path(), label, g.desc.Digest, r.Err)
+		r.Err = fmt.Errorf("seed %s: image %s (%s): %w", s.Path(), label, g.desc.Digest, stopCause(ctx, r.Err))
 	}
 	r.Duration = time.Since(start)
 	return r

@@ -104,3 +104,19 @@ func failures(ctx context.Context, results []ImageResult) error {
 	}
 	return &FailedError{Failed: n, Total: len(results)}
 }
+
+// stopCause replaces a bare "context canceled" with why ctx was stopped
+// (e.g. the CLI's "interrupted by interrupt"), when it was.
+func stopCause(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	if cause == nil || cause == ctx.Err() || !errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return stopped{cause: cause, ctxErr: ctx.Err()}
+}
+
+// stopped reads as its cause and still matches context.Canceled.
+type stopped struct{ cause, ctxErr error }
+
+func (s stopped) Error() string   { return s.cause.Error() }
+func (s stopped) Unwrap() []error { return []error{s.cause, s.ctxErr} }

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/urfave/cli/v3"
+	"golang.org/x/sys/unix"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -47,7 +48,9 @@ func main() {
 // cleanup (lease deletion) still runs before exit.
 type interrupted struct{ sig syscall.Signal }
 
-func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+func (i interrupted) Error() string {
+	return "stopped by " + unix.SignalName(i.sig)
+}
 
 // run executes the CLI and maps errors to exit codes: 2 for usage, 1 otherwise.
 func run(ctx context.Context, args []string) int {

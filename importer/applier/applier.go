@@ -35,10 +35,11 @@ type OpenFunc func(context.Context, ocispec.Descriptor) (io.ReadCloser, error)
 
 // Applier is a diff.Applier.
 type Applier struct {
-	open     OpenFunc
-	fallback diff.Applier
-	limit    LimitFunc
-	umask    uint32
+	open       OpenFunc
+	fallback   diff.Applier
+	limit      LimitFunc
+	umask      uint32
+	daemonOnly bool
 }
 
 // New returns an applier that reads layers with open and hands what it
@@ -46,6 +47,12 @@ type Applier struct {
 // uncompressed size (the decompression-bomb guard), for fallback too.
 func New(open OpenFunc, fallback diff.Applier, limit LimitFunc) *Applier {
 	return &Applier{open: open, fallback: fallback, limit: limit, umask: processUmask()}
+}
+
+// CheckOnly returns an applier that always hands layers to fallback, after
+// running limit's cap over them (for layers no one else guarded).
+func CheckOnly(open OpenFunc, fallback diff.Applier, limit LimitFunc) *Applier {
+	return &Applier{open: open, fallback: fallback, limit: limit, daemonOnly: true}
 }
 
 // ProviderOpen opens layers from a content store.
@@ -123,6 +130,7 @@ func (a *Applier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []m
 		}
 	}
 	d, local := target(mounts)
+	local = local && !a.daemonOnly
 	if _, err := images.DiffCompression(ctx, desc.MediaType); err != nil || len(cfg.ProcessorPayloads) > 0 {
 		local = false // encrypted or unknown: the daemon's stream processors
 	}

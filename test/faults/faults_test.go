@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"slices"
 	"strconv"
@@ -139,6 +140,9 @@ func TestInterruptedMidway(t *testing.T) {
 			el := errorLines(t, r.stderr)
 			if len(el) != 1 || !strings.HasPrefix(el[0], imageLine()) {
 				t.Errorf("stderr:\n%s\nwant one line starting %q", r.stderr, imageLine())
+			}
+			if name := unix.SignalName(sig); !strings.HasSuffix(strings.TrimSpace(r.stderr), "stopped by "+name) {
+				t.Errorf("stderr does not end with why it stopped (%q):\n%s", "stopped by "+name, r.stderr)
 			}
 			assertNothingLeft(t, c, ns)
 		})
