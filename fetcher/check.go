@@ -85,6 +85,11 @@ func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocisp
 		c.fail(c.s.blobErr(m.Config.Digest, "config lists %d diffIDs, manifest %s has %d layers", len(cfg.RootFS.DiffIDs), desc.Digest, len(m.Layers)))
 	}
 	for i, l := range m.Layers {
+		if !images.IsLayerType(l.MediaType) && images.IsConfigType(m.Config.MediaType) {
+			// containerd's unpacker counts only layer-typed entries against
+			// the diffIDs, so it refuses such an image: say so here.
+			c.fail(c.s.blobErr(l.Digest, "manifest %s lists it as layer %d with media type %s, not a layer type: containerd will not unpack the image", desc.Digest, i, l.MediaType))
+		}
 		if !images.IsLayerType(l.MediaType) || i >= len(cfg.RootFS.DiffIDs) {
 			if !c.done[l.Digest] {
 				c.done[l.Digest] = true

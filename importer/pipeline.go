@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -72,7 +73,44 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 			err = uerr
 		}
 	}
-	return seedN.Load(), regN.Load(), err
+	return seedN.Load(), regN.Load(), distinct(err)
+}
+
+// distinct collapses an errors.Join of repeated causes. containerd's
+// parallel unpacker reports a failed fetch once per layer waiting on it,
+// and "aborted" for layers stopped by another's failure; one line should
+// say the cause once.
+func distinct(err error) error {
+	var flat []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, c := range j.Unwrap() {
+				walk(c)
+			}
+			return
+		}
+		flat = append(flat, e)
+	}
+	if _, ok := err.(interface{ Unwrap() []error }); !ok {
+		return err
+	}
+	walk(err)
+	seen := map[string]bool{}
+	var out []error
+	for _, e := range flat {
+		if msg := e.Error(); !seen[msg] && msg != "aborted" {
+			seen[msg] = true
+			out = append(out, e)
+		}
+	}
+	switch len(out) {
+	case 0:
+		return err
+	case 1:
+		return out[0]
+	}
+	return errors.Join(out...)
 }
 
 // fetchHandler is containerd's FetchHandler, which skips what the store

@@ -111,9 +111,8 @@ func relRefused(t *testing.T, ns string, w relWant, args ...string) result {
 	return r
 }
 
-// Known bugs of non-test code these tests find: relKnownBug logs the
-// finding instead of failing, so the package stays green until it is
-// fixed; CTR_SEED_STRICT=1 makes it fail (to check a fix).
+// Bugs of non-test code these tests found, all fixed since; relKnownBug
+// fails the test when one comes back, naming it.
 const (
 	// repeatBug: importer/pipeline.go + containerd's parallel unpack. When
 	// a layer's fetch fails, every layer's extraction fails with the same
@@ -134,12 +133,7 @@ const (
 
 func relKnownBug(t *testing.T, bug, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CTR_SEED_STRICT") != "" {
-		t.Errorf("%s (known bug: %s)", msg, bug)
-		return
-	}
-	t.Logf("KNOWN BUG (%s): %s", bug, msg)
+	t.Errorf("%s (regression of a fixed bug: %s)", fmt.Sprintf(format, args...), bug)
 }
 
 // relCompareCtr logs what `ctr images import` does with seed, when asked.
