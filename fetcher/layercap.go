@@ -38,7 +38,25 @@ func (ss Seeds) LayerCap(desc ocispec.Descriptor) (limit int64, exceeded func(co
 	} else if len(ss) > 0 {
 		limits = ss[0].limits
 	}
-	if limit, ok = limits.limit(desc.Size); !ok {
+	return limits.capOf(desc, name)
+}
+
+// RegistryLayerCap is LayerCap for layers from the registry under the
+// given limits (what WithLayerLimits and WithMaxLayerBytes take), so a
+// pull with no seed is capped as asked, not by the defaults.
+func RegistryLayerCap(ratio int, allowance, maxBytes int64) func(ocispec.Descriptor) (int64, func(int64) error, bool) {
+	l := layerLimits{ratio: max(ratio, 0), allowance: max(allowance, 0), maxBytes: max(maxBytes, 0)}
+	return func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
+		if layer, _ := applierDecompresses(desc); !layer {
+			return 0, nil, false
+		}
+		return l.capOf(desc, "registry blob")
+	}
+}
+
+func (l layerLimits) capOf(desc ocispec.Descriptor, name string) (int64, func(int64) error, bool) {
+	limit, ok := l.limit(desc.Size)
+	if !ok {
 		return 0, nil, false
 	}
 	return limit, func(counted int64) error {

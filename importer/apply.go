@@ -24,14 +24,26 @@ import (
 func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter) (a diff.Applier, local bool) {
 	daemon := im.client.DiffService()
 	cs := im.client.ContentStore()
+	registryCap := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
+		if im.opts.RegistryLayerCap != nil {
+			return im.opts.RegistryLayerCap(desc)
+		}
+		return j.seeds.LayerCap(desc)
+	}
 	if im.opts.DaemonApply || !probeLocal(ctx, sn) {
-		registryCap := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
+		onlyRegistry := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
 			if j.seeds.Has(desc) {
-				return 0, nil, false
+				return 0, nil, false // guarded as it was fetched
 			}
+			return registryCap(desc)
+		}
+		return applier.CheckOnly(applier.ProviderOpen(cs), daemon, onlyRegistry), false
+	}
+	capOf := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
+		if j.seeds.Has(desc) {
 			return j.seeds.LayerCap(desc)
 		}
-		return applier.CheckOnly(applier.ProviderOpen(cs), daemon, registryCap), false
+		return registryCap(desc)
 	}
 	fromStore := applier.ProviderOpen(cs)
 	open := func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
@@ -40,7 +52,7 @@ func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshot
 		}
 		return fromStore(ctx, desc)
 	}
-	return applier.New(open, daemon, j.seeds.LayerCap), true
+	return applier.New(open, daemon, capOf), true
 }
 
 // probeLocal prepares a scratch snapshot and checks that its directory is

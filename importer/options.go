@@ -47,6 +47,10 @@ type Options struct {
 	// does, even when the snapshots are reachable from this process
 	// (which then applies them itself, faster).
 	DaemonApply bool
+	// RegistryLayerCap caps the expansion of layers no seed holds (see
+	// fetcher.RegistryLayerCap); nil: the first seed's limits, or the
+	// defaults. Seeds' layers follow their seed's limits.
+	RegistryLayerCap func(ocispec.Descriptor) (int64, func(int64) error, bool) `json:"-"`
 	// Observer receives progress; nil means none.
 	Observer Observer `json:"-"`
 }

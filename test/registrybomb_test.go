@@ -242,3 +242,37 @@ func rbRun(t *testing.T, ns string, global string, args ...string) result {
 	}
 	return r
 }
+
+// TestPullRegistryBombNoSeed: with no seed at all, --max-layer-bytes still
+// caps the registry's layers (it once reached only seeds' layers, leaving
+// a plain pull to the defaults).
+func TestPullRegistryBombNoSeed(t *testing.T) {
+	const zeros, maxBytes = 64 << 20, 16 << 20
+	ns := namespace(t)
+	bomb, bombDiff, bp := relZeroLayer(t, "zeros-"+relUnique(t), zeros)
+	bombBlob, err := os.ReadFile(bp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs := []digest.Digest{bombDiff}
+	img := relImageOf(t, []ocispec.Descriptor{bomb}, diffIDs, nil, nil)
+	all := map[digest.Digest][]byte{bomb.Digest: bombBlob}
+	for d, p := range img.blobs {
+		all[d] = p
+	}
+	reg := pullRegistry(t, testregistry.Options{}, "library/bomb-noseed", "1", img.manifest, all)
+	ref := reg.Host + "/library/bomb-noseed:1"
+	cause := regexp.MustCompile(regexp.QuoteMeta("registry blob "+bomb.Digest.String()+": decompression bomb: expands beyond "+strconv.Itoa(maxBytes)+" bytes (ratio ") +
+		`[0-9]+:1 of ` + strconv.FormatInt(bomb.Size, 10) + ` compressed\): invalid argument`)
+	for _, flags := range [][]string{nil, {"--daemon-apply"}} {
+		args := append(append([]string{"--plain-http", "--max-layer-bytes", strconv.Itoa(maxBytes)}, flags...), ref)
+		r := pullRun(t, ns, args...)
+		lines := impLines(r.stderr)
+		if r.code != 1 || len(lines) != 1 {
+			t.Errorf("pull %v: exit %d, stderr %q; want exit 1 and one line", args, r.code, r.stderr)
+			continue
+		}
+		rbCheckLine(t, lines[0], "ctr-seed: pulling "+ref+": ", cause)
+		rbNothingLeft(t, ns, ref, diffIDs, []ocispec.Descriptor{img.manifest, img.config, bomb})
+	}
+}

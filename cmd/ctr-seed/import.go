@@ -93,6 +93,10 @@ func openSession(ctx context.Context, cmd *cli.Command, seedPaths []string, opts
 		// Nothing decompresses a layer without unpack: the bomb guard
 		// would only inflate every layer on the client for nothing.
 		sopts = append(sopts, fetcher.WithLayerLimits(0, 0), fetcher.WithMaxLayerBytes(0))
+	} else {
+		// The same caps for layers from the registry, with or without seeds.
+		opts.RegistryLayerCap = fetcher.RegistryLayerCap(int(cmd.Int("max-layer-ratio")),
+			fetcher.DefaultMinExpansionAllowance, cmd.Int64("max-layer-bytes"))
 	}
 	seeds, err := openSeeds(ctx, seedPaths, sopts...)
 	if err != nil {
