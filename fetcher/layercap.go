@@ -3,6 +3,7 @@ package fetcher
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -63,4 +64,17 @@ func (l layerLimits) capOf(desc ocispec.Descriptor, name string) (int64, func(in
 		return fmt.Errorf("%s %s: decompression bomb: expands beyond %d bytes (ratio %d:1 of %d compressed): %w",
 			name, desc.Digest, limit, counted/max(desc.Size, 1), desc.Size, errdefs.ErrInvalidArgument)
 	}, true
+}
+
+// FetchLayerForApply streams a layer's bytes as the seed holds them, size
+// checked but not hashed again: for the applier, after the same blob was
+// verified on its way into the content store, and whose output is checked
+// against the layer's diffID (so altered bytes cannot go unnoticed). The
+// bomb cap is the applier's (LayerCap).
+func (ss Seeds) FetchLayerForApply(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	s, err := ss.find(desc)
+	if err != nil {
+		return nil, err
+	}
+	return s.fetchRaw(desc)
 }

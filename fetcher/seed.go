@@ -207,6 +207,15 @@ func (s *Seed) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClose
 
 // fetchVerified is Fetch without the layer guard.
 func (s *Seed) fetchVerified(desc ocispec.Descriptor) (io.ReadCloser, error) {
+	rc, err := s.fetchRaw(desc)
+	if err != nil {
+		return nil, err
+	}
+	return newVerifier(rc, rc, s.path, desc.Digest, desc.Size), nil
+}
+
+// fetchRaw is the blob's bytes as the seed holds them, size checked.
+func (s *Seed) fetchRaw(desc ocispec.Descriptor) (io.ReadCloser, error) {
 	f, err := s.blob(desc.Digest)
 	if err != nil {
 		return nil, s.blobErr(desc.Digest, "%w", err)
@@ -221,7 +230,10 @@ func (s *Seed) fetchVerified(desc ocispec.Descriptor) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, s.blobErr(desc.Digest, "%w", err)
 	}
-	return newVerifier(io.NewSectionReader(ra, 0, f.size), closer, s.path, desc.Digest, f.size), nil
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(ra, 0, f.size), closer}, nil
 }
 
 // ReadBlob reads a small blob (at most MaxJSONSize) fully and verified.

@@ -9,7 +9,6 @@ import (
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/log"
-	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer/applier"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -47,8 +46,11 @@ func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshot
 	}
 	fromStore := applier.ProviderOpen(cs)
 	open := func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-		if j.seeds.Has(desc) {
-			return j.seeds.Fetch(fetcher.GuardAtApply(ctx), desc)
+		// A layer this run copied from a seed (hashed on the way) is read
+		// there again; any other is in the store already (the unpacker
+		// applies only after fetching), verified when it was written.
+		if _, ok := j.verified.Load(desc.Digest); ok {
+			return j.seeds.FetchLayerForApply(ctx, desc)
 		}
 		return fromStore(ctx, desc)
 	}

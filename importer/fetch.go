@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -21,6 +22,9 @@ type countingFetcher struct {
 	obs      Observer
 	seed     *atomic.Int64
 	registry *atomic.Int64
+	// verified records the seed blobs read to their end (so verified)
+	// in this run: the applier may read those again without hashing.
+	verified *sync.Map
 }
 
 func (f *countingFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
@@ -34,7 +38,11 @@ func (f *countingFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (i
 		f.obs.BlobDone(desc.Digest, err)
 		return nil, err
 	}
-	return &observedReader{rc: rc, desc: desc, obs: f.obs, n: n}, nil
+	r := &observedReader{rc: rc, desc: desc, obs: f.obs, n: n}
+	if src == FromSeed {
+		r.verified = f.verified
+	}
+	return r, nil
 }
 
 type observedReader struct {
@@ -43,6 +51,8 @@ type observedReader struct {
 	obs  Observer
 	n    *atomic.Int64
 	done bool
+
+	verified *sync.Map // nil: not a seed blob
 }
 
 func (r *observedReader) Read(p []byte) (int, error) {
@@ -54,6 +64,9 @@ func (r *observedReader) Read(p []byte) (int, error) {
 	if err != nil && !r.done {
 		r.done = true
 		if err == io.EOF {
+			if r.verified != nil {
+				r.verified.Store(r.desc.Digest, true)
+			}
 			r.obs.BlobDone(r.desc.Digest, nil)
 		} else {
 			r.obs.BlobDone(r.desc.Digest, err)

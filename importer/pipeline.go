@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/containerd/containerd/v2/core/diff"
@@ -27,14 +28,17 @@ type job struct {
 	fetcher remotes.Fetcher
 	seeds   fetcher.Seeds
 	limit   int // manifests per index to keep (pull keeps 1); 0 = all matching
+
+	verified *sync.Map // seed blobs read whole (verified) by this job
 }
 
 // transfer writes the content of j and unpacks it, and returns the bytes
 // written from seeds and from the registry. It creates no records.
 func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry int64, err error) {
 	var seedN, regN atomic.Int64
+	j.verified = &sync.Map{}
 	cs := im.client.ContentStore()
-	f := &countingFetcher{inner: j.fetcher, seeds: j.seeds, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN}
+	f := &countingFetcher{inner: j.fetcher, seeds: j.seeds, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN, verified: j.verified}
 
 	matcher := im.platformMatcher()
 	children := images.ChildrenHandler(cs)

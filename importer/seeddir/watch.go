@@ -118,6 +118,9 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 				p = &pending{}
 				waiting[name] = p
 			}
+			// The fingerprint as of this event: if nothing changes in the
+			// quiet period it is imported then, not one period later.
+			p.fp, _ = fingerprintOf(ev.Name)
 			p.due = time.Now().Add(quietPeriod)
 		case <-tick.C:
 			s.due(ctx, waiting)
