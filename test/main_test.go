@@ -3,16 +3,14 @@
 package test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
@@ -69,23 +67,24 @@ func tailLines(s string, n int) string {
 type result struct {
 	stdout, stderr string
 	code           int
+	took           time.Duration
 }
 
 // ctrSeedRun runs ctr-seed against the test daemon in namespace ns.
 func ctrSeedRun(t *testing.T, ns string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(ctrSeed, append([]string{"--address", daemon.Address, "--namespace", ns}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running ctr-seed: %v", err)
+	return runCtrSeed(t, harness.Cmd{Argv: append([]string{ctrSeed, "--address", daemon.Address, "--namespace", ns}, args...)})
+}
+
+// runCtrSeed runs c (a ctr-seed command line) and fails the test if it
+// cannot run or hangs.
+func runCtrSeed(t *testing.T, c harness.Cmd) result {
+	t.Helper()
+	r, err := harness.Run(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return r
+	return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code, took: r.Took}
 }
 
 // mustImport runs ctr-seed import and fails the test unless it exits 0.

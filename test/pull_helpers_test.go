@@ -1,12 +1,9 @@
 package test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,6 +19,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -91,24 +89,11 @@ func pullRegistry(t *testing.T, opts testregistry.Options, repo, tag string, roo
 // ~/.docker/config.json never lends credentials.
 func pullRun(t *testing.T, ns string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ctrSeed, append([]string{"--address", daemon.Address, "--namespace", ns, "pull"}, args...)...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running ctr-seed pull: %v", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("ctr-seed pull %v: timed out\nstdout: %s\nstderr: %s", args, r.stdout, r.stderr)
-	}
-	return r
+	return runCtrSeed(t, harness.Cmd{
+		Argv:    append([]string{ctrSeed, "--address", daemon.Address, "--namespace", ns, "pull"}, args...),
+		Env:     []string{"DOCKER_CONFIG=" + t.TempDir()},
+		Timeout: 3 * time.Minute,
+	})
 }
 
 // mustPull runs ctr-seed pull and fails the test unless it exits 0 with

@@ -1,11 +1,8 @@
 package test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +13,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -222,25 +220,11 @@ func rbDaemonAnswers(t *testing.T) {
 // developer credentials, a timeout).
 func rbRun(t *testing.T, ns string, global string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	argv := append([]string{"--address", daemon.Address, "--namespace", ns, global, "pull"}, args...)
-	cmd := exec.CommandContext(ctx, ctrSeed, argv...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("ctr-seed %v: timed out\nstderr: %s", argv, errb.String())
-	}
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running ctr-seed: %v", err)
-	}
-	return r
+	return runCtrSeed(t, harness.Cmd{
+		Argv:    append([]string{ctrSeed, "--address", daemon.Address, "--namespace", ns, global, "pull"}, args...),
+		Env:     []string{"DOCKER_CONFIG=" + t.TempDir()},
+		Timeout: 3 * time.Minute,
+	})
 }
 
 // TestPullRegistryBombNoSeed: with no seed at all, --max-layer-bytes still

@@ -23,6 +23,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/test/harness"
 	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
@@ -43,24 +44,8 @@ const relTimeout = 2 * time.Minute
 // relRun runs ctr-seed against the test daemon in ns, with a timeout.
 func relRun(t *testing.T, ns string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), relTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ctrSeed, append([]string{"--address", daemon.Address, "--namespace", ns}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	start := time.Now()
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("ctr-seed %v: still running after %v (hung?)\nstderr: %s", args, relTimeout, errb.String())
-	}
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running ctr-seed: %v", err)
-	}
-	t.Logf("ctr-seed %s: exit %d in %v; stderr: %s", strings.Join(args, " "), r.code, time.Since(start).Round(time.Millisecond), strings.TrimSpace(r.stderr))
+	r := runCtrSeed(t, harness.Cmd{Argv: append([]string{ctrSeed, "--address", daemon.Address, "--namespace", ns}, args...), Timeout: relTimeout})
+	t.Logf("ctr-seed %s: exit %d in %v; stderr: %s", strings.Join(args, " "), r.code, r.took.Round(time.Millisecond), strings.TrimSpace(r.stderr))
 	return r
 }
 

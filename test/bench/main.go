@@ -41,10 +41,11 @@ func main() {
 	size := flag.String("size", "small", "seed size: small (~200 MB) or large (~2 GB, for RSS flatness)")
 	verbose := flag.Bool("v", false, "print each tool's output")
 	drop := flag.Bool("drop-caches", true, "sync and drop the kernel's caches before each run (see settle)")
+	fresh := flag.Bool("fresh-fs", true, "run the daemons on a new loop-mounted ext4 (see freshFS); false: in $TMPDIR")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{pairs: *pairs, size: *size, verbose: *verbose, drop: *drop, res: results{}}
+	b := &bench{pairs: *pairs, size: *size, verbose: *verbose, drop: *drop, freshFS: *fresh, res: results{}}
 	if err := b.run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -60,6 +61,7 @@ type bench struct {
 	daemon   string // containerd-seed
 	seedsDir string // its (empty) seeds dir
 	stopped  []*harness.Daemon
+	freshFS  bool
 	tools    []tool
 	res      results
 }
@@ -120,6 +122,18 @@ func (b *bench) run(ctx context.Context) error {
 	defer os.RemoveAll(b.seedsDir)
 	defer b.cleanup()
 	fmt.Printf("containerd %s, %s, %d CPUs, drop caches before each run: %v\n", bins.Version, runtime.Version(), runtime.NumCPU(), b.drop)
+	if b.freshFS {
+		// Room for every daemon of the bench: content and snapshots, each
+		// about twice the seed, for 3 tools × 2 daemons a round, plus one.
+		size := (int64(b.pairs)*6 + 1) * 3 * b.seed.Size
+		mnt, umount, err := freshFS(dir, size)
+		if err != nil {
+			return fmt.Errorf("fresh file system (or run with -fresh-fs=false): %w", err)
+		}
+		defer func() { b.cleanup(); umount() }()
+		os.Setenv("TMPDIR", mnt) // where the harness makes each daemon's dir
+		fmt.Printf("daemons on a fresh ext4 of %s at %s\n", progress.Bytes(size), mnt)
+	}
 	b.tools = []tool{
 		{"ctr-seed", func(addr string, extra ...string) []string {
 			return append(append([]string{ctrSeed, "--address", addr, "--namespace", "default", "import"}, extra...), b.seed.Path)

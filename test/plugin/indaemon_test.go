@@ -1,14 +1,12 @@
 package plugin_test
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/test/harness"
@@ -17,20 +15,11 @@ import (
 // runCLI runs ctr-seed and returns stdout, stderr and the exit code.
 func runCLI(t *testing.T, dir string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(ctrSeed, args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errb.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), errb.String(), ee.ExitCode()
+	r, err := harness.Run(t.Context(), harness.Cmd{Argv: append([]string{ctrSeed}, args...), Dir: dir, Timeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("ctr-seed %v: %v", args, err)
-	return "", "", -1
+	return r.Stdout, r.Stderr, r.Code
 }
 
 // TestImportInDaemon: `ctr-seed import --in-daemon` has containerd-seed
