@@ -14,6 +14,8 @@ type verifier struct {
 	r        io.Reader
 	closer   io.Closer
 	digester digest.Digester
+	w        io.Writer // the digester's hash, or a pipe to it
+	pipe     *hashPipe // for large blobs; nil otherwise
 	seed     string
 	expected digest.Digest
 	size, n  int64
@@ -25,7 +27,13 @@ func newVerifier(r io.Reader, c io.Closer, seed string, expected digest.Digest, 
 	if !alg.Available() {
 		alg = digest.Canonical
 	}
-	return &verifier{r: r, closer: c, digester: alg.Digester(), seed: seed, expected: expected, size: size}
+	v := &verifier{r: r, closer: c, digester: alg.Digester(), seed: seed, expected: expected, size: size}
+	v.w = v.digester.Hash()
+	if size >= pipeMin {
+		v.pipe = newHashPipe(v.digester.Hash())
+		v.w = v.pipe
+	}
+	return v
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
@@ -33,9 +41,12 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return 0, v.err
 	}
 	n, err := v.r.Read(p)
-	v.digester.Hash().Write(p[:n])
+	v.w.Write(p[:n])
 	v.n += int64(n)
 	if err == io.EOF {
+		if v.pipe != nil {
+			v.pipe.end()
+		}
 		if v.n != v.size {
 			v.err = fmt.Errorf("seed %s: blob %s: size mismatch: expected %d bytes, got %d: %w", v.seed, v.expected, v.size, v.n, errdefs.ErrDataLoss)
 		} else if got := v.digester.Digest(); got != v.expected {
@@ -52,4 +63,9 @@ func (v *verifier) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (v *verifier) Close() error { return v.closer.Close() }
+func (v *verifier) Close() error {
+	if v.pipe != nil {
+		v.pipe.end()
+	}
+	return v.closer.Close()
+}
