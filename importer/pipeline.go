@@ -120,7 +120,7 @@ func distinct(err error) error {
 // fetchHandler is containerd's FetchHandler, which skips what the store
 // already has; with SkipMissing, a manifest no source holds is skipped.
 func (im *Importer) fetchHandler(f remotes.Fetcher) images.HandlerFunc {
-	fetch := remotes.FetchHandler(pipeIngester{im.client.ContentStore()}, f)
+	fetch := remotes.FetchHandler(im.client.ContentStore(), f)
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := fetch(ctx, desc)
 		if err != nil && im.opts.SkipMissing && errdefs.IsNotFound(err) && isSkippable(desc, im.unpackPlatforms()) {
