@@ -29,7 +29,7 @@ func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshot
 		}
 		return j.seeds.LayerCap(desc)
 	}
-	if im.opts.DaemonApply || !probeLocal(ctx, sn) {
+	if im.opts.DaemonApply || !im.localSnapshots(ctx, sn) {
 		onlyRegistry := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
 			if j.seeds.Has(desc) {
 				return 0, nil, false // guarded as it was fetched
@@ -57,14 +57,29 @@ func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshot
 	return applier.New(open, daemon, capOf), true
 }
 
+// localSnapshots reports whether this process can apply layers to the
+// snapshotter's directories itself, probing once per importer; a probe
+// that could not be made is not remembered.
+func (im *Importer) localSnapshots(ctx context.Context, sn snapshots.Snapshotter) bool {
+	if v, ok := im.local.Load(im.opts.Snapshotter); ok {
+		return v.(bool)
+	}
+	local, sure := probeLocal(ctx, sn)
+	if sure {
+		im.local.Store(im.opts.Snapshotter, local)
+	}
+	return local
+}
+
 // probeLocal prepares a scratch snapshot and checks that its directory is
-// here, empty and writable by this process.
-func probeLocal(ctx context.Context, sn snapshots.Snapshotter) bool {
+// here, empty and writable by this process; sure is false when the
+// snapshot could not be prepared.
+func probeLocal(ctx context.Context, sn snapshots.Snapshotter) (local, sure bool) {
 	key := fmt.Sprintf("ctr-seed-probe-%d", time.Now().UnixNano())
 	mounts, err := sn.Prepare(ctx, key, "")
 	if err != nil {
 		log.G(ctx).WithError(err).Debug("probe snapshot: applying layers in the daemon")
-		return false
+		return false, false
 	}
 	defer func() {
 		if err := sn.Remove(ctx, key); err != nil {
@@ -73,5 +88,5 @@ func probeLocal(ctx context.Context, sn snapshots.Snapshotter) bool {
 	}()
 	ok := applier.Local(mounts)
 	log.G(ctx).WithField("local", ok).Debug("probe snapshot: can layers be applied in process")
-	return ok
+	return ok, true
 }

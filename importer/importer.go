@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"sync"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/defaults"
@@ -19,6 +20,9 @@ import (
 type Importer struct {
 	client *client.Client
 	opts   Options
+	// local caches probeLocal's answer per snapshotter: one probe per
+	// importer, not one per image.
+	local sync.Map
 }
 
 // New returns an importer working through c.

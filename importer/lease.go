@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ctr-seed/ctr-seed/internal/procstat"
+
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
@@ -76,7 +78,7 @@ func (im *Importer) dropStaleLeases(ctx context.Context, ls leases.Manager) {
 // process start time from /proc.
 func selfOwner() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), startTime(os.Getpid()))
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), procstat.StartTime(os.Getpid()))
 }
 
 // ownerAlive is true unless the owner ran on this host and is gone; an
@@ -91,25 +93,6 @@ func ownerAlive(owner string) bool {
 	if parts[0] != host || err != nil {
 		return true
 	}
-	st := startTime(pid)
+	st := procstat.StartTime(pid)
 	return st != "" && st == parts[2]
-}
-
-// startTime is field 22 of /proc/<pid>/stat ("" if there is no such process).
-func startTime(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	// The command name (field 2) may hold spaces; fields resume after ")".
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
 }

@@ -129,8 +129,11 @@ func (a *Applier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []m
 			return ocispec.Descriptor{}, fmt.Errorf("failed to apply config opt: %w", err)
 		}
 	}
-	d, local := target(mounts)
-	local = local && !a.daemonOnly
+	var d dest
+	local := false
+	if !a.daemonOnly {
+		d, local = target(mounts)
+	}
 	if _, err := images.DiffCompression(ctx, desc.MediaType); err != nil || len(cfg.ProcessorPayloads) > 0 {
 		local = false // encrypted or unknown: the daemon's stream processors
 	}

@@ -1,8 +1,6 @@
 package faults_test
 
 import (
-	"fmt"
-	"golang.org/x/sys/unix"
 	"os"
 	"slices"
 	"strconv"
@@ -10,6 +8,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ctr-seed/ctr-seed/internal/procstat"
+	"golang.org/x/sys/unix"
 
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
@@ -65,7 +66,7 @@ func TestKilledMidway(t *testing.T) {
 	if parts := strings.Split(owner, ":"); len(parts) != 3 || parts[0] != host || parts[1] != strconv.Itoa(p.cmd.Process.Pid) || parts[2] == "" {
 		t.Errorf("lease %s: owner %q, want %s:%d:<start time>", stale.ID, owner, host, p.cmd.Process.Pid)
 	}
-	if st := procStartTime(p.cmd.Process.Pid); st != "" && strings.HasSuffix(owner, ":"+st) {
+	if st := procstat.StartTime(p.cmd.Process.Pid); st != "" && strings.HasSuffix(owner, ":"+st) {
 		t.Errorf("lease owner %q: a process with that pid and start time still runs", owner)
 	}
 	if exp, err := time.Parse(time.RFC3339, stale.Labels[leaseExpireLabel]); err != nil {
@@ -265,23 +266,4 @@ func TestConcurrentImports(t *testing.T) {
 	if ls, err := c.LeasesService().List(nsCtx(ns)); err != nil || len(ls) != 0 {
 		t.Errorf("leases left: %v (%v)", ls, err)
 	}
-}
-
-// procStartTime is field 22 of /proc/<pid>/stat, "" if there is no such
-// process: with the pid, what importer/lease.go records as a lease's owner.
-func procStartTime(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
 }

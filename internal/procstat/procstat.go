@@ -1,0 +1,28 @@
+// Package procstat reads what identifies a process across pid reuse.
+package procstat
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// StartTime is field 22 of /proc/<pid>/stat, the process's start time in
+// clock ticks since boot; "" if there is no such process.
+func StartTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	// The command name (field 2) may hold spaces; fields resume after ")".
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
