@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"os"
 	"path/filepath"
@@ -106,7 +107,7 @@ func TestCorruptAndMissingBlobs(t *testing.T) {
 	if !errdefs.IsDataLoss(err) {
 		t.Errorf("corrupt blob error class: %v", err)
 	}
-	errs := s.Verify(ctx)
+	errs := s.Verify(ctx, layerlimit.Default())
 	if len(errs) == 0 {
 		t.Fatal("verify passed a corrupt layer")
 	}
@@ -122,7 +123,7 @@ func TestCorruptAndMissingBlobs(t *testing.T) {
 	if !errdefs.IsNotFound(err) {
 		t.Errorf("missing blob error class: %v", err)
 	}
-	errs = s.Verify(ctx)
+	errs = s.Verify(ctx, layerlimit.Default())
 	if len(errs) != 1 {
 		t.Fatalf("verify: %v", errs)
 	}
@@ -145,7 +146,7 @@ func TestDiffIDMismatch(t *testing.T) {
 	f.seed.Blobs[m.Config.Digest], f.seed.Blobs[md.Digest] = cb, mb
 	f.seed.Add("docker.io/library/wrong:diffid", md, nil)
 	p := f.write(t, "oci-dir")
-	errs := openSeed(t, p).Verify(context.Background())
+	errs := openSeed(t, p).Verify(context.Background(), layerlimit.Default())
 	if len(errs) != 1 {
 		t.Fatalf("verify: %v", errs)
 	}

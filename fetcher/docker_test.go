@@ -2,6 +2,7 @@ package fetcher
 
 import (
 	"context"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"os"
 	"os/exec"
@@ -75,7 +76,7 @@ func TestDockerParity(t *testing.T) {
 			if len(imgs) != 4 || imgs[0].Name != "docker.io/library/demo:1.0" || imgs[1].Name != "registry.local/demo:latest" || imgs[3].Name != "" {
 				t.Fatalf("images: %+v", imgs)
 			}
-			if errs := s.Verify(ctx); len(errs) != 0 {
+			if errs := s.Verify(ctx, layerlimit.Default()); len(errs) != 0 {
 				t.Fatalf("verify: %v", errs)
 			}
 			// containerd normalises arm64/v8 read from a config to arm64.
@@ -119,7 +120,7 @@ func TestPeerArchives(t *testing.T) {
 			if want := importedIndex(t, p); s.Index().Digest.String() != want {
 				t.Fatalf("index %s, containerd's importer made %s", s.Index().Digest, want)
 			}
-			if errs := s.Verify(ctx); len(errs) != 0 {
+			if errs := s.Verify(ctx, layerlimit.Default()); len(errs) != 0 {
 				t.Fatalf("verify: %v", errs)
 			}
 			_, desc, err := NewResolver(Seeds{s}, nil).Resolve(ctx, tc.ref)

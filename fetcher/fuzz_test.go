@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"path/filepath"
 	"reflect"
@@ -163,7 +164,7 @@ func openAndExercise(t *testing.T, ctx context.Context, p string) {
 		}
 		descs = append(append(descs, m.Config), m.Layers[:min(len(m.Layers), 8)]...)
 	}
-	for _, err := range s.Verify(ctx) {
+	for _, err := range s.Verify(ctx, layerlimit.Default()) {
 		namesSeed(t, p, err)
 	}
 	names, _ := s.arch.list("blobs")

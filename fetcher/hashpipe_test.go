@@ -18,7 +18,7 @@ func TestVerifierPiped(t *testing.T) {
 	d := digest.FromBytes(blob)
 
 	read := func(b []byte) error {
-		v := newVerifier(bytes.NewReader(b), io.NopCloser(nil), "s.tar", d, int64(len(blob)))
+		v := newVerifier(bytes.NewReader(b), io.NopCloser(nil), "seed s.tar", d, int64(len(blob)))
 		if v.pipe == nil {
 			t.Fatal("large blob not piped")
 		}
@@ -43,7 +43,7 @@ func TestVerifierPiped(t *testing.T) {
 	if err := read(bad); err == nil || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("corrupt blob: %v", err)
 	}
-	v := newVerifier(bytes.NewReader(blob), io.NopCloser(nil), "s.tar", d, int64(len(blob)))
+	v := newVerifier(bytes.NewReader(blob), io.NopCloser(nil), "seed s.tar", d, int64(len(blob)))
 	v.Read(make([]byte, 5<<20))
 	if err := v.Close(); err != nil { // must not hang
 		t.Fatal(err)

@@ -44,6 +44,36 @@ func (ss Seeds) find(desc ocispec.Descriptor) (*Seed, error) {
 	return nil, fmt.Errorf("blob %s: not in any seed: %w", desc.Digest, errdefs.ErrNotFound)
 }
 
+// Check fails when any seed holds desc unusably: an entry that is not a
+// regular file (or a link resolved inside its archive), or whose size is
+// not the descriptor's. It reads no bytes, only the index, so it is what
+// an import asks of every blob, even one the content store already has:
+// a hostile seed is refused whatever the store holds.
+func (ss Seeds) Check(desc ocispec.Descriptor) error {
+	for _, s := range ss {
+		f, err := s.blob(desc.Digest)
+		switch {
+		case errdefs.IsNotFound(err):
+		case err != nil:
+			return s.blobErr(desc.Digest, "%w", err)
+		case f.size != desc.Size:
+			return s.blobErr(desc.Digest, "size mismatch: expected %d bytes, seed has %d: %w", desc.Size, f.size, errdefs.ErrDataLoss)
+		}
+	}
+	return nil
+}
+
+// Refetch streams desc's bytes as the first seed holding it has them,
+// size-checked but not hashed: only for a caller that read this very copy
+// through Fetch to its end already (so verified it), and reads it again.
+func (ss Seeds) Refetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	s, err := ss.find(desc)
+	if err != nil {
+		return nil, err
+	}
+	return s.fetchRaw(desc)
+}
+
 // Has reports whether some seed holds desc usably.
 func (ss Seeds) Has(desc ocispec.Descriptor) bool {
 	s, _ := ss.find(desc)

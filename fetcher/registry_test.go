@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,20 +48,48 @@ func registryResolver(t *testing.T, o RegistryOptions) remotes.Resolver {
 
 // fetchTree fetches root and everything below it through r, checks every
 // blob against want, and returns the size of each distinct blob fetched.
-func fetchTree(t *testing.T, r *Resolver, ref string, root ocispec.Descriptor, want map[digest.Digest][]byte) map[digest.Digest]int64 {
+// fetched is what fetchTree read: each blob's size and where it came
+// from (OriginOf its reader).
+type fetched map[digest.Digest]struct {
+	size   int64
+	origin Origin
+}
+
+// bytes totals the sizes of the blobs from origin ("": all).
+func (f fetched) bytes(origin Origin) (n int64) {
+	for _, b := range f {
+		if origin == "" || b.origin == origin {
+			n += b.size
+		}
+	}
+	return n
+}
+
+func fetchTree(t *testing.T, r *Resolver, ref string, root ocispec.Descriptor, want map[digest.Digest][]byte) fetched {
 	t.Helper()
 	fe, err := r.Fetcher(context.Background(), ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[digest.Digest]int64{}
+	got := fetched{}
 	var walk func(ocispec.Descriptor)
 	walk = func(desc ocispec.Descriptor) {
-		b := readAll(t, fe, desc)
+		rc, err := fe.Fetch(context.Background(), desc)
+		if err != nil {
+			t.Fatalf("fetch %s: %v", desc.Digest, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("read %s: %v", desc.Digest, err)
+		}
 		if w, ok := want[desc.Digest]; !ok || !bytes.Equal(b, w) {
 			t.Fatalf("%s %s: fetched %d bytes, want %d (known %v)", desc.MediaType, desc.Digest, len(b), len(w), ok)
 		}
-		got[desc.Digest] = desc.Size
+		got[desc.Digest] = struct {
+			size   int64
+			origin Origin
+		}{desc.Size, OriginOf(rc)}
 		if !images.IsIndexType(desc.MediaType) && !images.IsManifestType(desc.MediaType) {
 			return
 		}
@@ -82,13 +111,6 @@ func fetchTree(t *testing.T, r *Resolver, ref string, root ocispec.Descriptor, w
 	}
 	walk(root)
 	return got
-}
-
-func sum(sizes map[digest.Digest]int64) (n int64) {
-	for _, s := range sizes {
-		n += s
-	}
-	return n
 }
 
 func resolve(t *testing.T, r remotes.Resolver, ref string, want digest.Digest) ocispec.Descriptor {
@@ -114,8 +136,8 @@ func TestRegistryOnly(t *testing.T) {
 	if len(got) != 1+2+2+6 {
 		t.Fatalf("fetched %d blobs, want 11", len(got))
 	}
-	if seed, remote := r.Bytes(); seed != 0 || remote != sum(got) {
-		t.Fatalf("Bytes() = %d from seed, %d from registry; want 0, %d", seed, remote, sum(got))
+	if seed, remote := got.bytes(OriginSeed), got.bytes(OriginRegistry); seed != 0 || remote != got.bytes("") {
+		t.Fatalf("%d bytes from seed, %d from registry; want 0, %d", seed, remote, got.bytes(""))
 	}
 	gets := reg.BlobGets()
 	for _, k := range f.kids {
@@ -159,8 +181,8 @@ func TestRegistryFallbackPartialSeed(t *testing.T) {
 	}
 	wantSeed := full.Layers[0].Size + full.Layers[1].Size
 	wantRemote := full.Manifest.Size + full.Config.Size + full.Layers[2].Size
-	if fromSeed, remote := r.Bytes(); fromSeed != wantSeed || remote != wantRemote {
-		t.Fatalf("Bytes() = %d from seed, %d from registry; want %d, %d", fromSeed, remote, wantSeed, wantRemote)
+	if fromSeed, remote := got.bytes(OriginSeed), got.bytes(OriginRegistry); fromSeed != wantSeed || remote != wantRemote {
+		t.Fatalf("%d bytes from seed, %d from registry; want %d, %d", fromSeed, remote, wantSeed, wantRemote)
 	}
 }
 
@@ -192,15 +214,14 @@ func TestRegistryOfflineFullySeeded(t *testing.T) {
 				remote = noRegistry{t}
 			}
 			r := NewResolver(seeds, remote)
-			var total int64
 			for _, tc := range []struct {
 				ref  string
 				root ocispec.Descriptor
 			}{{"registry.local/multi:2", f.multi}, {"demo:1.0", f.demo.Manifest}} {
 				desc := resolve(t, r, tc.ref, tc.root.Digest)
-				total += sum(fetchTree(t, r, tc.ref, desc, f.blobs))
-				if fromSeed, remote := r.Bytes(); fromSeed != total || remote != 0 {
-					t.Fatalf("%s: Bytes() = %d from seed, %d from registry; want %d, 0", tc.ref, fromSeed, remote, total)
+				got := fetchTree(t, r, tc.ref, desc, f.blobs)
+				if fromSeed, remote := got.bytes(OriginSeed), got.bytes(OriginRegistry); fromSeed != got.bytes("") || remote != 0 {
+					t.Fatalf("%s: %d bytes from seed, %d from registry; want %d, 0", tc.ref, fromSeed, remote, got.bytes(""))
 				}
 			}
 		})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
@@ -20,8 +19,6 @@ import (
 type Resolver struct {
 	seeds  Seeds
 	remote remotes.Resolver // nil: offline
-
-	fromSeed, fromRegistry atomic.Int64
 }
 
 // NewResolver serves from seeds, falling back to remote; a nil remote
@@ -34,12 +31,6 @@ var _ remotes.Resolver = (*Resolver)(nil)
 
 // Seeds returns the seeds the resolver reads.
 func (r *Resolver) Seeds() Seeds { return r.seeds }
-
-// Bytes reports how many blob bytes were served from seeds and from the
-// registry so far.
-func (r *Resolver) Bytes() (fromSeed, fromRegistry int64) {
-	return r.fromSeed.Load(), r.fromRegistry.Load()
-}
 
 // Resolve implements remotes.Resolver.
 func (r *Resolver) Resolve(ctx context.Context, ref string) (string, ocispec.Descriptor, error) {
@@ -62,7 +53,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (string, ocispec.Des
 
 // Fetcher implements remotes.Resolver.
 func (r *Resolver) Fetcher(ctx context.Context, ref string) (remotes.Fetcher, error) {
-	return &fetcher{r: r, ref: ref}, nil
+	return &seedFirstFetcher{r: r, ref: ref}, nil
 }
 
 // Pusher implements remotes.Resolver; seeds are read-only.
@@ -70,7 +61,8 @@ func (r *Resolver) Pusher(ctx context.Context, ref string) (remotes.Pusher, erro
 	return nil, fmt.Errorf("pushing to seeds: %w", errdefs.ErrNotImplemented)
 }
 
-type fetcher struct {
+// seedFirstFetcher fetches from the seeds, else from the registry.
+type seedFirstFetcher struct {
 	r   *Resolver
 	ref string
 
@@ -79,15 +71,16 @@ type fetcher struct {
 	err    error
 }
 
-// Fetch serves desc from a seed when any holds it, else from the registry.
-func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+// Fetch serves desc from a seed when any holds it, else from the registry;
+// OriginOf tells which.
+func (f *seedFirstFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	s, err := f.r.seeds.find(desc)
 	if s != nil {
 		rc, err := s.Fetch(ctx, desc)
 		if err != nil {
 			return nil, err
 		}
-		return countingReader{rc, &f.r.fromSeed}, nil
+		return originReader{rc, OriginSeed}, nil
 	}
 	if !errdefs.IsNotFound(err) {
 		return nil, err
@@ -104,16 +97,27 @@ func (f *fetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 	if err != nil {
 		return nil, fmt.Errorf("blob %s from registry: %w", desc.Digest, err)
 	}
-	return countingReader{newVerifier(rc, rc, "registry "+f.ref, desc.Digest, desc.Size), &f.r.fromRegistry}, nil
+	return originReader{newVerifier(rc, rc, "registry "+f.ref, desc.Digest, desc.Size), OriginRegistry}, nil
 }
 
-type countingReader struct {
+// Origin is where a blob's bytes come from.
+type Origin string
+
+const (
+	OriginSeed     Origin = "seed"
+	OriginRegistry Origin = "registry"
+)
+
+// OriginOf tells where a reader a Resolver's fetcher returned reads from;
+// "" for any other reader.
+func OriginOf(rc io.Reader) Origin {
+	if o, ok := rc.(originReader); ok {
+		return o.origin
+	}
+	return ""
+}
+
+type originReader struct {
 	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(n))
-	return n, err
+	origin Origin
 }

@@ -28,8 +28,6 @@ type Seed struct {
 	files map[digest.Digest]string
 	// repoTags are manifest.json names of an OCI layout written by docker.
 	repoTags []repoTag
-	// limits cap how far a layer may expand (guard.go).
-	limits layerLimits
 }
 
 type repoTag struct {
@@ -43,7 +41,6 @@ type Opt func(*openConfig)
 type openConfig struct {
 	spoolDir      string
 	maxSpoolBytes int64
-	limits        layerLimits
 }
 
 // WithSpoolDir sets where a whole-archive-compressed seed is decompressed
@@ -52,7 +49,7 @@ func WithSpoolDir(dir string) Opt { return func(c *openConfig) { c.spoolDir = di
 
 // newOpenConfig applies opts to the defaults.
 func newOpenConfig(opts []Opt) openConfig {
-	cfg := openConfig{maxSpoolBytes: DefaultMaxSpoolBytes, limits: defaultLayerLimits}
+	cfg := openConfig{maxSpoolBytes: DefaultMaxSpoolBytes}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -63,7 +60,7 @@ func newOpenConfig(opts []Opt) openConfig {
 // or docker save tar, possibly gzip- or zstd-compressed as a whole.
 func Open(ctx context.Context, path string, opts ...Opt) (*Seed, error) {
 	cfg := newOpenConfig(opts)
-	s := &Seed{path: path, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}, limits: cfg.limits}
+	s := &Seed{path: path, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
 	arch, format, err := openArchive(path, cfg)
 	if err != nil {
 		return nil, s.errorf("%w", err)
@@ -194,24 +191,13 @@ func (s *Seed) Has(d digest.Digest) (int64, bool) {
 }
 
 // Fetch streams the blob desc names, verified against its digest and size
-// as it is read: the reader fails at EOF on any mismatch. A layer that
-// expands beyond the seed's layer limits fails too (guard.go), unless ctx
-// says the applier guards it (GuardAtApply).
+// as it is read: the reader fails at EOF on any mismatch.
 func (s *Seed) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	rc, err := s.fetchVerified(desc)
-	if err != nil || guardedAtApply(ctx) {
-		return rc, err
-	}
-	return s.guard(desc, rc)
-}
-
-// fetchVerified is Fetch without the layer guard.
-func (s *Seed) fetchVerified(desc ocispec.Descriptor) (io.ReadCloser, error) {
 	rc, err := s.fetchRaw(desc)
 	if err != nil {
 		return nil, err
 	}
-	return newVerifier(rc, rc, s.path, desc.Digest, desc.Size), nil
+	return newVerifier(rc, rc, "seed "+s.path, desc.Digest, desc.Size), nil
 }
 
 // fetchRaw is the blob's bytes as the seed holds them, size checked.
@@ -293,7 +279,7 @@ type sectionReaderAt struct {
 	io.Closer
 }
 
-// readJSONFile reads a document from the archive, capped, and decodes it.
+// readFile reads a document from the archive, capped at MaxJSONSize.
 func (s *Seed) readFile(name string) ([]byte, error) {
 	f, err := s.arch.lookup(name)
 	if err != nil {

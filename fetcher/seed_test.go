@@ -3,6 +3,7 @@ package fetcher
 import (
 	"bytes"
 	"context"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"testing"
 
@@ -63,7 +64,7 @@ func TestOCIFormats(t *testing.T) {
 					t.Fatalf("blob %s differs", d)
 				}
 			}
-			if errs := s.Verify(ctx); len(errs) != 0 {
+			if errs := s.Verify(ctx, layerlimit.Default()); len(errs) != 0 {
 				t.Fatalf("verify: %v", errs)
 			}
 		})

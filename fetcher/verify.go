@@ -1,71 +1,228 @@
 package fetcher
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"sort"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// verifier checks a blob's size and digest while it streams; the mismatch
-// surfaces as the error of the Read that reaches the end.
-type verifier struct {
-	r        io.Reader
-	closer   io.Closer
-	digester digest.Digester
-	w        io.Writer // the digester's hash, or a pipe to it
-	pipe     *hashPipe // for large blobs; nil otherwise
-	seed     string
-	expected digest.Digest
-	size, n  int64
-	err      error
+// Verify checks a whole seed: every blob against its digest and size,
+// every blob a manifest references is present, and every layer's diffID
+// (decompressing it) against its config, on every platform. It returns one
+// error per problem; none means the seed is sound. Layers are read once,
+// and refused if they expand beyond limits.
+func (s *Seed) Verify(ctx context.Context, limits layerlimit.Limits) []error {
+	c := checker{s: s, limits: limits, done: map[digest.Digest]bool{}, diffIDs: map[digest.Digest]digest.Digest{}}
+	c.walk(ctx, s.index, "index")
+	c.rest(ctx)
+	return c.problems
 }
 
-func newVerifier(r io.Reader, c io.Closer, seed string, expected digest.Digest, size int64) *verifier {
-	alg := expected.Algorithm()
-	if !alg.Available() {
-		alg = digest.Canonical
-	}
-	v := &verifier{r: r, closer: c, digester: alg.Digester(), seed: seed, expected: expected, size: size}
-	v.w = v.digester.Hash()
-	if size >= pipeMin {
-		v.pipe = newHashPipe(v.digester.Hash())
-		v.w = v.pipe
-	}
-	return v
+type checker struct {
+	s        *Seed
+	limits   layerlimit.Limits
+	done     map[digest.Digest]bool
+	diffIDs  map[digest.Digest]digest.Digest // layer → computed diffID ("" when unreadable)
+	problems []error
 }
 
-func (v *verifier) Read(p []byte) (int, error) {
-	if v.err != nil {
-		return 0, v.err
+func (c *checker) fail(err error) { c.problems = append(c.problems, err) }
+
+// walk checks desc and everything below it.
+func (c *checker) walk(ctx context.Context, desc ocispec.Descriptor, parent string) {
+	if c.done[desc.Digest] {
+		return
 	}
-	n, err := v.r.Read(p)
-	v.w.Write(p[:n])
-	v.n += int64(n)
-	if err == io.EOF {
-		if v.pipe != nil {
-			v.pipe.end()
+	c.done[desc.Digest] = true
+	if !c.present(desc.Digest, "referenced by "+parent) {
+		return
+	}
+	switch {
+	case images.IsIndexType(desc.MediaType):
+		var idx ocispec.Index
+		if !c.readJSON(ctx, desc, &idx) {
+			return
 		}
-		if v.n != v.size {
-			v.err = fmt.Errorf("seed %s: blob %s: size mismatch: expected %d bytes, got %d: %w", v.seed, v.expected, v.size, v.n, errdefs.ErrDataLoss)
-		} else if got := v.digester.Digest(); got != v.expected {
-			v.err = fmt.Errorf("seed %s: blob %s: digest mismatch: expected %s, got %s: %w", v.seed, v.expected, v.expected, got, errdefs.ErrDataLoss)
-		} else {
-			v.err = io.EOF
+		for _, m := range idx.Manifests {
+			c.walk(ctx, m, desc.Digest.String())
 		}
-		return n, v.err
+	case images.IsManifestType(desc.MediaType):
+		var m ocispec.Manifest
+		if !c.readJSON(ctx, desc, &m) {
+			return
+		}
+		c.manifest(ctx, desc, m)
+	default:
+		c.blob(ctx, desc)
+	}
+}
+
+func (c *checker) readJSON(ctx context.Context, desc ocispec.Descriptor, v any) bool {
+	b, err := c.s.ReadBlob(ctx, desc)
+	if err != nil {
+		c.fail(err)
+		return false
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		c.fail(c.s.blobErr(desc.Digest, "%s is not valid JSON: %v", desc.MediaType, err))
+		return false
+	}
+	return true
+}
+
+func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocispec.Manifest) {
+	c.done[m.Config.Digest] = true
+	var cfg ocispec.Image
+	if c.present(m.Config.Digest, "config of manifest "+desc.Digest.String()) && c.readJSON(ctx, m.Config, &cfg) && images.IsConfigType(m.Config.MediaType) &&
+		len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		c.fail(c.s.blobErr(m.Config.Digest, "config lists %d diffIDs, manifest %s has %d layers", len(cfg.RootFS.DiffIDs), desc.Digest, len(m.Layers)))
+	}
+	for i, l := range m.Layers {
+		if !images.IsLayerType(l.MediaType) && images.IsConfigType(m.Config.MediaType) {
+			// containerd's unpacker counts only layer-typed entries against
+			// the diffIDs, so it refuses such an image: say so here.
+			c.fail(c.s.blobErr(l.Digest, "manifest %s lists it as layer %d with media type %s, not a layer type: containerd will not unpack the image", desc.Digest, i, l.MediaType))
+		}
+		if !images.IsLayerType(l.MediaType) || i >= len(cfg.RootFS.DiffIDs) {
+			if !c.done[l.Digest] {
+				c.done[l.Digest] = true
+				c.blob(ctx, l)
+			}
+			continue
+		}
+		// A layer shared by several manifests is decompressed once, but
+		// checked against each config that lists it.
+		got, seen := c.diffIDs[l.Digest]
+		if !seen {
+			c.done[l.Digest] = true
+			c.diffIDs[l.Digest] = ""
+			if !c.present(l.Digest, fmt.Sprintf("layer %d of manifest %s", i, desc.Digest)) {
+				continue
+			}
+			var err error
+			if got, err = c.s.diffID(ctx, l, c.limits); err != nil {
+				c.fail(err)
+				continue
+			}
+			c.diffIDs[l.Digest] = got
+		}
+		if want := cfg.RootFS.DiffIDs[i]; got != "" && got != want {
+			c.fail(c.s.blobErr(l.Digest, "diffID mismatch: config %s expects %s, layer decompresses to %s", m.Config.Digest, want, got))
+		}
+	}
+}
+
+// present reports a blob absent from the seed as missing, and one the seed
+// holds but cannot serve (a directory, FIFO, device, link out) as that.
+func (c *checker) present(d digest.Digest, role string) bool {
+	_, err := c.s.blob(d)
+	switch {
+	case err == nil:
+		return true
+	case errdefs.IsNotFound(err):
+		c.fail(c.s.blobErr(d, "missing (%s)", role))
+	default:
+		c.fail(c.s.blobErr(d, "%s: %w", role, err))
+	}
+	return false
+}
+
+// blob checks one blob's digest and size by reading it.
+func (c *checker) blob(ctx context.Context, desc ocispec.Descriptor) {
+	rc, err := c.s.Fetch(ctx, desc)
+	if err == nil {
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
 	}
 	if err != nil {
-		v.err = fmt.Errorf("seed %s: blob %s: %w", v.seed, v.expected, err)
-		return n, v.err
+		c.fail(err)
 	}
-	return n, nil
 }
 
-func (v *verifier) Close() error {
-	if v.pipe != nil {
-		v.pipe.end()
+// rest checks the blobs no manifest referenced.
+func (c *checker) rest(ctx context.Context) {
+	var ds []digest.Digest
+	for d := range c.s.files {
+		ds = append(ds, d)
 	}
-	return v.closer.Close()
+	names, err := c.s.arch.list("blobs")
+	if err != nil {
+		c.fail(c.s.errorf("listing blobs: %w", err))
+	}
+	for _, n := range names {
+		if d, ok := digestFromBlobPath(n); ok {
+			ds = append(ds, d)
+		} else {
+			c.fail(c.s.errorf("%s: not a blobs/<algorithm>/<hex> name", n))
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	for _, d := range ds {
+		if c.done[d] {
+			continue
+		}
+		c.done[d] = true
+		size, _ := c.s.Has(d)
+		c.blob(ctx, ocispec.Descriptor{Digest: d, Size: size})
+	}
+}
+
+// diffID reads a layer once, verifying its digest, and returns the digest
+// of its uncompressed content, capped by limits.
+func (s *Seed) diffID(ctx context.Context, desc ocispec.Descriptor, limits layerlimit.Limits) (digest.Digest, error) {
+	lc, capped := limits.Cap(desc)
+	if capped && !lc.Sniffed && desc.Size > lc.Max {
+		return "", s.errorf("%w", lc.Exceeded(desc.Size))
+	}
+	rc, err := s.Fetch(ctx, desc)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 1<<20)
+	head, err := br.Peek(8)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	c, err := detect(head)
+	if err != nil {
+		return "", s.blobErr(desc.Digest, "%w", err)
+	}
+	dec, err := decompressor(br, c)
+	if err != nil {
+		return "", s.blobErr(desc.Digest, "%s layer: %v: %w", c, err, errdefs.ErrDataLoss)
+	}
+	defer dec.Close()
+	dg := digest.Canonical.Digester()
+	var src io.Reader = dec
+	if capped && lc.Sniffed {
+		src = lc.Reader(dec)
+	}
+	if _, err := io.Copy(dg.Hash(), src); err != nil {
+		if errors.Is(err, layerlimit.ErrBomb) {
+			return "", s.errorf("%w", err)
+		}
+		// A corrupt blob usually breaks the decompressor first; the
+		// digest mismatch is the more useful report, so look for it.
+		if _, derr := io.Copy(io.Discard, br); derr != nil {
+			return "", derr
+		}
+		return "", s.blobErr(desc.Digest, "decompressing %s layer: %v: %w", c, err, errdefs.ErrDataLoss)
+	}
+	// The decompressor may stop before the end: read the rest so the
+	// blob's own digest is still checked.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return "", err
+	}
+	return dg.Digest(), nil
 }

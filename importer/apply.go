@@ -10,51 +10,47 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/log"
 	"github.com/ctr-seed/ctr-seed/importer/applier"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// applierFor returns what applies j's layers: ctr-seed's in-process
-// applier when the snapshotter's directories are reachable from here
-// (same node, root), which reads layers straight from the seeds and
-// enforces the bomb guard as it decompresses; otherwise the daemon's diff
-// service, as ctr uses, after the guard has run over the registry's
-// layers (the seeds' are guarded as they are fetched). local tells the
-// fetch path to leave the guard to the applier.
-func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter) (a diff.Applier, local bool) {
+// layerLimits is the bomb cap of this importer's layers. Without unpack
+// nothing decompresses a layer, so nothing is capped: counting would only
+// inflate every layer for nothing. This is the one place that says so.
+func (im *Importer) layerLimits() layerlimit.Limits {
+	if im.opts.NoUnpack {
+		return layerlimit.Limits{}
+	}
+	return im.opts.Limits
+}
+
+// applierFor returns what applies j's layers, and whether layers must be
+// held to the bomb cap while they are fetched.
+//
+// When the snapshotter's directories are reachable from here (same node,
+// root), ctr-seed's applier applies them in process: it caps every layer
+// as it decompresses it, and reads a layer this run verified from its seed
+// again rather than back from the store. Otherwise the daemon's diff
+// service applies them, as for ctr: then every layer is capped before the
+// daemon sees it, while it streams into the store when this run writes it
+// (guardFetch), or read back from the store when the store had it.
+func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter) (a diff.Applier, guardFetch bool) {
 	daemon := im.client.DiffService()
-	cs := im.client.ContentStore()
-	registryCap := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
-		if im.opts.RegistryLayerCap != nil {
-			return im.opts.RegistryLayerCap(desc)
-		}
-		return j.seeds.LayerCap(desc)
-	}
+	fromStore := applier.ProviderOpen(im.client.ContentStore())
+	opts := []applier.Opt{applier.WithLimits(im.layerLimits()), applier.WithCapped(j.blobs.isCapped)}
 	if im.opts.DaemonApply || !im.localSnapshots(ctx, sn) {
-		onlyRegistry := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
-			if j.seeds.Has(desc) {
-				return 0, nil, false // guarded as it was fetched
-			}
-			return registryCap(desc)
-		}
-		return applier.CheckOnly(applier.ProviderOpen(cs), daemon, onlyRegistry), false
+		return applier.New(fromStore, daemon, append(opts, applier.DaemonOnly())...), true
 	}
-	capOf := func(desc ocispec.Descriptor) (int64, func(int64) error, bool) {
-		if j.seeds.Has(desc) {
-			return j.seeds.LayerCap(desc)
-		}
-		return registryCap(desc)
-	}
-	fromStore := applier.ProviderOpen(cs)
 	open := func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-		// A layer this run copied from a seed (hashed on the way) is read
-		// there again; any other is in the store already (the unpacker
-		// applies only after fetching), verified when it was written.
-		if _, ok := j.verified.Load(desc.Digest); ok {
-			return j.seeds.FetchLayerForApply(ctx, desc)
+		// The unpacker applies a layer only after fetching it: either this
+		// run copied it from a seed (hashed on the way), or it is in the
+		// store, verified when it was written.
+		if j.blobs.isVerifiedFromSeed(desc.Digest) {
+			return j.seeds.Refetch(ctx, desc)
 		}
 		return fromStore(ctx, desc)
 	}
-	return applier.New(open, daemon, capOf), true
+	return applier.New(open, daemon, opts...), false
 }
 
 // localSnapshots reports whether this process can apply layers to the

@@ -9,50 +9,89 @@ import (
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// countingFetcher tells the observer about each blob it serves and counts
-// bytes by source. It is only asked for blobs the store lacks: containerd's
-// FetchHandler checks the store first.
-type countingFetcher struct {
-	inner    remotes.Fetcher
-	seeds    fetcher.Seeds
+// runBlobs is what this run learnt about the blobs it wrote: which were
+// read from a seed to their end (so verified: the applier may read that
+// copy again without hashing it), and which layers passed the bomb cap on
+// their way into the store (so the daemon may apply them as they are).
+type runBlobs struct {
+	mu       sync.Mutex
+	verified map[digest.Digest]bool
+	capped   map[digest.Digest]bool
+}
+
+func newRunBlobs() *runBlobs {
+	return &runBlobs{verified: map[digest.Digest]bool{}, capped: map[digest.Digest]bool{}}
+}
+
+// record notes a blob whose stream reached its end without error.
+func (b *runBlobs) record(d digest.Digest, fromSeed, capped bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.verified[d] = b.verified[d] || fromSeed
+	b.capped[d] = b.capped[d] || capped
+}
+
+func (b *runBlobs) isVerifiedFromSeed(d digest.Digest) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.verified[d]
+}
+
+func (b *runBlobs) isCapped(d digest.Digest) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.capped[d]
+}
+
+// writeFetcher is what containerd's FetchHandler reads blobs through: it
+// tells the observer about each, counts bytes by origin, records what the
+// run verified, and, when guard is set, holds every layer to the bomb cap
+// as it streams (for layers the daemon will apply). It is only asked for
+// blobs the store lacks: the FetchHandler checks the store first.
+type writeFetcher struct {
+	inner    remotes.Fetcher // a fetcher.Resolver's
 	image    string
 	obs      Observer
 	seed     *atomic.Int64
 	registry *atomic.Int64
-	// verified records the seed blobs read to their end (so verified)
-	// in this run: the applier may read those again without hashing.
-	verified *sync.Map
+	blobs    *runBlobs
+	guard    *layerlimit.Limits // nil: layers are capped when applied
 }
 
-func (f *countingFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	src, n := FromRegistry, f.registry
-	if f.seeds.Has(desc) {
-		src, n = FromSeed, f.seed
-	}
-	f.obs.BlobStarted(f.image, desc.Digest, desc.Size, src)
+func (f *writeFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	rc, err := f.inner.Fetch(ctx, desc)
 	if err != nil {
 		f.obs.BlobDone(desc.Digest, err)
 		return nil, err
 	}
-	r := &observedReader{rc: rc, desc: desc, obs: f.obs, n: n}
-	if src == FromSeed {
-		r.verified = f.verified
+	r := &observedReader{rc: rc, desc: desc, obs: f.obs, blobs: f.blobs, n: f.registry}
+	src := FromRegistry
+	if fetcher.OriginOf(rc) == fetcher.OriginSeed {
+		src, r.n, r.fromSeed = FromSeed, f.seed, true
 	}
+	if f.guard != nil {
+		if c, ok := f.guard.Cap(desc); ok {
+			r.rc, r.capped = c.Guard(rc), true
+		}
+	}
+	f.obs.BlobStarted(f.image, desc.Digest, desc.Size, src)
 	return r, nil
 }
 
 type observedReader struct {
-	rc   io.ReadCloser
-	desc ocispec.Descriptor
-	obs  Observer
-	n    *atomic.Int64
-	done bool
-
-	verified *sync.Map // nil: not a seed blob
+	rc       io.ReadCloser
+	desc     ocispec.Descriptor
+	obs      Observer
+	n        *atomic.Int64
+	blobs    *runBlobs
+	fromSeed bool
+	capped   bool // rc holds the layer to the bomb cap
+	done     bool
 }
 
 func (r *observedReader) Read(p []byte) (int, error) {
@@ -64,9 +103,9 @@ func (r *observedReader) Read(p []byte) (int, error) {
 	if err != nil && !r.done {
 		r.done = true
 		if err == io.EOF {
-			if r.verified != nil {
-				r.verified.Store(r.desc.Digest, true)
-			}
+			// The stream reached its end without error: verified (and,
+			// if guarded, under the cap).
+			r.blobs.record(r.desc.Digest, r.fromSeed, r.capped)
 			r.obs.BlobDone(r.desc.Digest, nil)
 		} else {
 			r.obs.BlobDone(r.desc.Digest, err)

@@ -1,8 +1,12 @@
 package importer
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/containerd/platforms"
+
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -47,12 +51,12 @@ type Options struct {
 	// does, even when the snapshots are reachable from this process
 	// (which then applies them itself, faster).
 	DaemonApply bool
-	// RegistryLayerCap caps the expansion of layers no seed holds (see
-	// fetcher.RegistryLayerCap); nil: the first seed's limits, or the
-	// defaults. Seeds' layers follow their seed's limits.
-	RegistryLayerCap func(ocispec.Descriptor) (int64, func(int64) error, bool) `json:"-"`
+	// Limits cap how far each layer may expand when it is unpacked,
+	// whatever its source (seed, registry, or the store already); the zero
+	// value caps nothing: start from layerlimit.Default().
+	Limits layerlimit.Limits
 	// Observer receives progress; nil means none.
-	Observer Observer `json:"-"`
+	Observer Observer
 }
 
 const (
@@ -63,3 +67,16 @@ const (
 	defaultLeaseExpiry = time.Hour
 	defaultConcurrency = 3
 )
+
+// ParsePlatforms parses platform specifiers ("linux/arm64/v8") as ctr does.
+func ParsePlatforms(specs []string) ([]ocispec.Platform, error) {
+	var out []ocispec.Platform
+	for _, s := range specs {
+		p, err := platforms.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

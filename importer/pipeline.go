@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/containerd/containerd/v2/core/diff"
@@ -29,16 +28,16 @@ type job struct {
 	seeds   fetcher.Seeds
 	limit   int // manifests per index to keep (pull keeps 1); 0 = all matching
 
-	verified *sync.Map // seed blobs read whole (verified) by this job
+	blobs *runBlobs // what this job's writes learnt
 }
 
 // transfer writes the content of j and unpacks it, and returns the bytes
 // written from seeds and from the registry. It creates no records.
 func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry int64, err error) {
 	var seedN, regN atomic.Int64
-	j.verified = &sync.Map{}
+	j.blobs = newRunBlobs()
 	cs := im.client.ContentStore()
-	f := &countingFetcher{inner: j.fetcher, seeds: j.seeds, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN, verified: j.verified}
+	f := &writeFetcher{inner: j.fetcher, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN, blobs: j.blobs}
 
 	matcher := im.platformMatcher()
 	children := images.ChildrenHandler(cs)
@@ -47,7 +46,7 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	if j.limit > 0 {
 		children = images.LimitManifests(children, matcher, j.limit)
 	}
-	handlers := []images.Handler{im.fetchHandler(f), children}
+	handlers := []images.Handler{checkSeeds(j.seeds), im.fetchHandler(f), children}
 	if j.name != "" {
 		if dist, err := docker.AppendDistributionSourceLabel(cs, j.name); err == nil {
 			handlers = append(handlers, dist)
@@ -58,9 +57,10 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	var unpacker *unpack.Unpacker
 	if !im.opts.NoUnpack {
 		sn := im.client.SnapshotService(im.opts.Snapshotter)
-		a, local := im.applierFor(ctx, j, sn)
-		if local {
-			ctx = fetcher.GuardAtApply(ctx)
+		a, guardFetch := im.applierFor(ctx, j, sn)
+		if guardFetch {
+			limits := im.layerLimits()
+			f.guard = &limits
 		}
 		if unpacker, err = im.newUnpacker(ctx, sn, a); err != nil {
 			return 0, 0, err
@@ -115,6 +115,14 @@ func distinct(err error) error {
 		return out[0]
 	}
 	return errors.Join(out...)
+}
+
+// checkSeeds refuses a blob some seed holds unusably (fetcher.Seeds.Check),
+// before the FetchHandler skips it for being in the store already.
+func checkSeeds(seeds fetcher.Seeds) images.HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		return nil, seeds.Check(desc)
+	}
 }
 
 // fetchHandler is containerd's FetchHandler, which skips what the store

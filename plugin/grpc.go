@@ -7,7 +7,6 @@ import (
 	cplugin "github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
 	"github.com/ctr-seed/ctr-seed/importer/rpc"
-	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 	"google.golang.org/grpc"
 )
 
@@ -23,15 +22,19 @@ func init() {
 			if err != nil {
 				return nil, fmt.Errorf("seed import service: %w", err)
 			}
-			return grpcService{p.(*seeddir.Service)}, nil
+			inst, ok := p.(*instance)
+			if !ok {
+				return nil, fmt.Errorf("seed import service: plugin %s.%s is %T", Type, ID, p)
+			}
+			return grpcService{inst.imports}, nil
 		},
 	})
 }
 
-type grpcService struct{ svc *seeddir.Service }
+type grpcService struct{ imports *rpc.Server }
 
 // Register is how containerd's gRPC server takes a plugin's service.
 func (g grpcService) Register(s *grpc.Server) error {
-	rpc.Register(s, g.svc.HandleImport)
+	g.imports.Register(s)
 	return nil
 }

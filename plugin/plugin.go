@@ -1,19 +1,23 @@
 // Package plugin registers ctr-seed's importer as a containerd plugin
-// (io.containerd.seed.v1.importer). It only reads its config section and
-// hands containerd's in-process services to the seed directory service;
-// the logic lives in importer/ and fetcher/.
+// (io.containerd.seed.v1.importer) and its --in-daemon import service
+// (io.containerd.grpc.v1.seed). It only reads its config section and hands
+// containerd's in-process services to the seeds-directory service
+// (importer/seeddir) and the import service (importer/rpc); the logic
+// lives there and in fetcher/.
 package plugin
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/log"
 	cplugin "github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
+	"github.com/ctr-seed/ctr-seed/importer/rpc"
 	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 )
 
@@ -25,6 +29,10 @@ const (
 
 // Config is the plugin's config section; see config.toml at the repo root.
 type Config = seeddir.Config
+
+// stopGrace bounds how long Close waits for an import to stop: the
+// importer's cleanup (deleting its lease) takes well under it.
+const stopGrace = 30 * time.Second
 
 func init() {
 	cfg := seeddir.DefaultConfig()
@@ -45,8 +53,19 @@ func init() {
 	})
 }
 
+// instance is the running plugin: the seeds-directory service in the
+// background, and the import service the gRPC plugin registers.
+type instance struct {
+	imports *rpc.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
 func initFn(ic *cplugin.InitContext) (any, error) {
-	cfg := *ic.Config.(*Config)
+	cfg, ok := ic.Config.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("seed importer: config is %T, want *seeddir.Config", ic.Config)
+	}
 	root := ic.Properties[plugins.PropertyRootDir]
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, err
@@ -57,17 +76,34 @@ func initFn(ic *cplugin.InitContext) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seed importer: in-process client: %w", err)
 	}
-	svc, err := seeddir.New(c, cfg, root)
+	svc, err := seeddir.New(c, *cfg, root)
 	if err != nil {
+		c.Close()
 		return nil, fmt.Errorf("seed importer: %w", err)
 	}
 	// Import in the background: containerd finishes starting (and serves
-	// CRI) while seeds are read; images appear as each one lands.
-	ctx := log.WithLogger(context.Background(), log.G(ic.Context).WithField("plugin", string(Type)+"."+ID))
+	// CRI) while seeds are read; images appear as each one lands. The
+	// work runs until containerd closes the plugin at shutdown.
+	ctx, cancel := context.WithCancel(log.WithLogger(context.Background(), log.G(ic.Context).WithField("plugin", string(Type)+"."+ID)))
+	p := &instance{imports: rpc.NewServer(c, svc.SeedOptions()...), cancel: cancel, done: make(chan struct{})}
 	go func() {
-		if err := svc.Run(ctx); err != nil {
+		defer close(p.done)
+		if err := svc.Run(ctx); err != nil && ctx.Err() == nil {
 			log.G(ctx).WithError(err).Error("seed importer stopped")
 		}
 	}()
-	return svc, nil
+	return p, nil
+}
+
+// Close stops the seeds-directory service and waits for it: an import
+// under way is cancelled and cleans up (its lease goes, nothing half-done
+// is recorded). containerd calls it at shutdown.
+func (p *instance) Close() error {
+	p.cancel()
+	select {
+	case <-p.done:
+	case <-time.After(stopGrace):
+		return fmt.Errorf("seed importer: still stopping after %s", stopGrace)
+	}
+	return nil
 }

@@ -22,12 +22,11 @@ import (
 // A layer only the registry holds that is a decompression bomb is refused
 // on pull, whichever applies the layers: ctr-seed itself (the cap is
 // checked as it decompresses) or the daemon's diff service
-// (--daemon-apply: ctr-seed runs the cap over the registry's layer
-// first). A layer no seed holds gets the first seed's limits
-// (fetcher.Seeds.LayerCap), so a seed opened with --max-layer-bytes
-// 16 MiB, holding everything but the bomb, caps a 64 MiB zero layer
-// (~64 KB of gzip) that the defaults (200:1 above 1 GiB) would let
-// through: cheap to build and to refuse.
+// (--daemon-apply: ctr-seed holds the layer to the cap as it streams into
+// the store). The one cap (importer.Options.Limits) covers every layer,
+// so --max-layer-bytes 16 MiB, with a seed holding everything but the
+// bomb, caps a 64 MiB zero layer (~64 KB of gzip) that the defaults
+// (200:1 above 1 GiB) would let through: cheap to build and to refuse.
 func TestPullRegistryBomb(t *testing.T) {
 	const (
 		zeros    = 64 << 20 // the bomb's uncompressed file
@@ -79,7 +78,7 @@ func TestPullRegistryBomb(t *testing.T) {
 			args := append([]string{"--plain-http", "--seed", seed, "--max-layer-bytes", strconv.Itoa(maxBytes)}, tc.flags...)
 			args = append(args, ref)
 
-			cause := regexp.MustCompile(regexp.QuoteMeta("registry blob "+bomb.Digest.String()+": decompression bomb: expands beyond "+strconv.Itoa(maxBytes)+" bytes (ratio ") +
+			cause := regexp.MustCompile(regexp.QuoteMeta("layer "+bomb.Digest.String()+": decompression bomb: expands beyond "+strconv.Itoa(maxBytes)+" bytes (ratio ") +
 				`[0-9]+:1 of ` + strconv.FormatInt(bomb.Size, 10) + ` compressed\): invalid argument`)
 			prefix := "ctr-seed: pulling " + ref + ": "
 
@@ -246,7 +245,7 @@ func TestPullRegistryBombNoSeed(t *testing.T) {
 	}
 	reg := pullRegistry(t, testregistry.Options{}, "library/bomb-noseed", "1", img.manifest, all)
 	ref := reg.Host + "/library/bomb-noseed:1"
-	cause := regexp.MustCompile(regexp.QuoteMeta("registry blob "+bomb.Digest.String()+": decompression bomb: expands beyond "+strconv.Itoa(maxBytes)+" bytes (ratio ") +
+	cause := regexp.MustCompile(regexp.QuoteMeta("layer "+bomb.Digest.String()+": decompression bomb: expands beyond "+strconv.Itoa(maxBytes)+" bytes (ratio ") +
 		`[0-9]+:1 of ` + strconv.FormatInt(bomb.Size, 10) + ` compressed\): invalid argument`)
 	for _, flags := range [][]string{nil, {"--daemon-apply"}} {
 		args := append(append([]string{"--plain-http", "--max-layer-bytes", strconv.Itoa(maxBytes)}, flags...), ref)

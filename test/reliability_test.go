@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"os"
 	"os/exec"
@@ -340,7 +341,7 @@ func TestReliabilityDecompressionBomb(t *testing.T) {
 		{"max-layer-bytes", 50 << 20, []string{"--max-layer-bytes", strconv.Itoa(16 << 20)}, func(int64) int64 { return 16 << 20 }},
 		// A 2 GiB zero file (~2 MB of gzip) against the default caps:
 		// 200:1, above 1 GiB.
-		{"defaults-2GiB", 2 << 30, nil, func(c int64) int64 { return max(200*c, fetcher.DefaultMinExpansionAllowance) }},
+		{"defaults-2GiB", 2 << 30, nil, func(c int64) int64 { return max(200*c, layerlimit.DefaultAllowance) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)

@@ -9,8 +9,9 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )
@@ -55,8 +56,8 @@ func commonImportFlags() []cli.Flag {
 // verify: the layer caps and the spool cap.
 func layerLimitFlags() []cli.Flag {
 	return append([]cli.Flag{
-		&cli.IntFlag{Name: "max-layer-ratio", Value: fetcher.DefaultMaxExpansionRatio,
-			Usage: fmt.Sprintf("refuse a layer that expands to more than N times its compressed size (and beyond %d bytes); 0: no ratio cap", fetcher.DefaultMinExpansionAllowance)},
+		&cli.IntFlag{Name: "max-layer-ratio", Value: layerlimit.DefaultRatio,
+			Usage: fmt.Sprintf("refuse a layer that expands to more than N times its compressed size (and beyond %d bytes); 0: no ratio cap", layerlimit.DefaultAllowance)},
 		&cli.Int64Flag{Name: "max-layer-bytes", Usage: "refuse a layer whose uncompressed size exceeds N bytes, whatever its ratio; 0: no cap"},
 	}, spoolFlags()...)
 }
@@ -70,23 +71,14 @@ func spoolFlags() []cli.Flag {
 	}
 }
 
-// seedOptions reads the layer limit flags and the spool cap.
-func seedOptions(cmd *cli.Command) ([]fetcher.Opt, error) {
-	ratio, maxBytes := cmd.Int("max-layer-ratio"), cmd.Int64("max-layer-bytes")
-	if ratio < 0 {
-		return nil, usageError{fmt.Errorf("--max-layer-ratio %d: must be 0 (no cap) or more", ratio)}
+// layerLimits reads --max-layer-ratio and --max-layer-bytes.
+func layerLimits(cmd *cli.Command) (layerlimit.Limits, error) {
+	l := layerlimit.Default()
+	l.Ratio, l.MaxBytes = int(cmd.Int("max-layer-ratio")), cmd.Int64("max-layer-bytes")
+	if err := l.Validate("--max-layer-ratio", "--max-layer-bytes"); err != nil {
+		return l, usageError{err}
 	}
-	if maxBytes < 0 {
-		return nil, usageError{fmt.Errorf("--max-layer-bytes %d: must be 0 (no cap) or more", maxBytes)}
-	}
-	spool, err := spoolOptions(cmd)
-	if err != nil {
-		return nil, err
-	}
-	return append([]fetcher.Opt{
-		fetcher.WithLayerLimits(ratio, fetcher.DefaultMinExpansionAllowance),
-		fetcher.WithMaxLayerBytes(maxBytes),
-	}, spool...), nil
+	return l, nil
 }
 
 // spoolOptions reads --max-spool-bytes.
@@ -99,15 +91,11 @@ func spoolOptions(cmd *cli.Command) ([]fetcher.Opt, error) {
 }
 
 func parsePlatforms(specs []string) ([]ocispec.Platform, error) {
-	var out []ocispec.Platform
-	for _, s := range specs {
-		p, err := platforms.Parse(s)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--platform %q: %w", s, err)}
-		}
-		out = append(out, p)
+	ps, err := importer.ParsePlatforms(specs)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--platform %w", err)}
 	}
-	return out, nil
+	return ps, nil
 }
 
 func parseLabels(kvs []string) (map[string]string, error) {

@@ -55,7 +55,12 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 	if err != nil {
 		return importer.Options{}, err
 	}
+	limits, err := layerLimits(cmd)
+	if err != nil {
+		return importer.Options{}, err
+	}
 	return importer.Options{
+		Limits:       limits,
 		Snapshotter:  cmd.String("snapshotter"),
 		NoUnpack:     cmd.Bool("no-unpack"),
 		DaemonApply:  cmd.Bool("daemon-apply"),
@@ -85,18 +90,9 @@ type session struct {
 }
 
 func openSession(ctx context.Context, cmd *cli.Command, seedPaths []string, opts *importer.Options) (*session, context.Context, error) {
-	sopts, err := seedOptions(cmd)
+	sopts, err := spoolOptions(cmd)
 	if err != nil {
 		return nil, ctx, err
-	}
-	if opts.NoUnpack {
-		// Nothing decompresses a layer without unpack: the bomb guard
-		// would only inflate every layer on the client for nothing.
-		sopts = append(sopts, fetcher.WithLayerLimits(0, 0), fetcher.WithMaxLayerBytes(0))
-	} else {
-		// The same caps for layers from the registry, with or without seeds.
-		opts.RegistryLayerCap = fetcher.RegistryLayerCap(int(cmd.Int("max-layer-ratio")),
-			fetcher.DefaultMinExpansionAllowance, cmd.Int64("max-layer-bytes"))
 	}
 	seeds, err := openSeeds(ctx, seedPaths, sopts...)
 	if err != nil {

@@ -15,16 +15,16 @@ import (
 // the daemon opens the seeds (paths on this node) and imports them in its
 // own process. Progress is not streamed; each image's line comes at the end.
 func runImportInDaemon(ctx context.Context, cmd *cli.Command, opts importer.Options) error {
-	if _, err := seedOptions(cmd); err != nil {
-		return err // flag checks
+	if _, err := spoolOptions(cmd); err != nil {
+		return err // flag checks; the daemon's own spool settings apply
 	}
-	req := rpc.Request{Options: opts, MaxLayerRatio: int(cmd.Int("max-layer-ratio")), MaxLayerBytes: cmd.Int64("max-layer-bytes")}
+	var seeds []string
 	for _, p := range cmd.Args().Slice() {
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			return fmt.Errorf("seed %s: %w", p, err)
 		}
-		req.Seeds = append(req.Seeds, abs)
+		seeds = append(seeds, abs)
 	}
 	c, ctx, err := newClient(ctx, cmd)
 	if err != nil {
@@ -37,7 +37,7 @@ func runImportInDaemon(ctx context.Context, cmd *cli.Command, opts importer.Opti
 	}
 	out := newOutput(cmd)
 	defer out.Close()
-	results, err := rpc.Import(ctx, conn, req)
+	results, err := rpc.Import(ctx, conn, seeds, opts)
 	for _, r := range results {
 		out.ImageDone(r)
 	}

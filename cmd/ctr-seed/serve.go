@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
-	"github.com/BurntSushi/toml"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 	"github.com/urfave/cli/v3"
@@ -19,13 +18,15 @@ func serveCommand() *cli.Command {
 		Usage: "import a seeds directory at start and watch it (the containerd-seed plugin, as a sidecar)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: "/etc/ctr-seed/config.toml",
-				Usage: "TOML with the plugin's keys (seeds_dir, namespace, snapshotter, platforms, unpack, pin, watch, labels, max_spool_bytes)"},
+				Usage: "TOML with the plugin's keys (seeds_dir, namespace, snapshotter, platforms, unpack, pin, watch, labels, max_spool_bytes, max_layer_ratio, max_layer_bytes)"},
 			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/ctr-seed", Usage: "where imported seed versions are remembered"},
 			&cli.BoolFlag{Name: "once", Usage: "import the seeds dir once and exit (no watch)"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			cfg, err := loadServeConfig(cmd.String("config"))
-			if err != nil {
+			cfg, err := seeddir.LoadConfig(cmd.String("config"))
+			if errdefs.IsInvalidArgument(err) {
+				return usageError{err}
+			} else if err != nil {
 				return err
 			}
 			if cmd.Bool("once") {
@@ -48,18 +49,4 @@ func serveCommand() *cli.Command {
 			return svc.Run(ctx)
 		},
 	}
-}
-
-// loadServeConfig reads the keys of the plugin section, at the top level
-// of the file; missing keys keep the plugin's defaults.
-func loadServeConfig(path string) (seeddir.Config, error) {
-	cfg := seeddir.DefaultConfig()
-	md, err := toml.DecodeFile(path, &cfg)
-	if err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	if un := md.Undecoded(); len(un) > 0 {
-		return cfg, usageError{fmt.Errorf("config %s: unknown keys %v", path, un)}
-	}
-	return cfg, nil
 }

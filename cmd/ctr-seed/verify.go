@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/urfave/cli/v3"
 )
 
@@ -20,13 +21,17 @@ func verifyCommand() *cli.Command {
 			if err := needArgs(cmd, "seed"); err != nil {
 				return err
 			}
-			opts, err := seedOptions(cmd)
+			opts, err := spoolOptions(cmd)
+			if err != nil {
+				return err
+			}
+			limits, err := layerLimits(cmd)
 			if err != nil {
 				return err
 			}
 			bad := 0
 			for _, path := range cmd.Args().Slice() {
-				bad += verifySeed(ctx, cmd, path, opts)
+				bad += verifySeed(ctx, cmd, path, limits, opts)
 			}
 			if bad > 0 {
 				return cli.Exit(fmt.Sprintf("%d problem(s) found", bad), 1)
@@ -36,7 +41,7 @@ func verifyCommand() *cli.Command {
 	}
 }
 
-func verifySeed(ctx context.Context, cmd *cli.Command, path string, opts []fetcher.Opt) int {
+func verifySeed(ctx context.Context, cmd *cli.Command, path string, limits layerlimit.Limits, opts []fetcher.Opt) int {
 	errw := cmd.Root().ErrWriter
 	s, err := fetcher.Open(ctx, path, opts...)
 	if err != nil {
@@ -44,7 +49,7 @@ func verifySeed(ctx context.Context, cmd *cli.Command, path string, opts []fetch
 		return 1
 	}
 	defer s.Close()
-	problems := s.Verify(ctx)
+	problems := s.Verify(ctx, limits)
 	for _, p := range problems {
 		fmt.Fprintf(errw, "%s\n", oneLine(p))
 	}

@@ -20,15 +20,12 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/log"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/moby/sys/userns"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
-
-// LimitFunc returns the most bytes a layer may expand to, and the error
-// for one that went past it; ok false means no cap.
-type LimitFunc func(ocispec.Descriptor) (n int64, exceeded func(counted int64) error, ok bool)
 
 // OpenFunc opens a layer's (compressed) bytes.
 type OpenFunc func(context.Context, ocispec.Descriptor) (io.ReadCloser, error)
@@ -37,22 +34,34 @@ type OpenFunc func(context.Context, ocispec.Descriptor) (io.ReadCloser, error)
 type Applier struct {
 	open       OpenFunc
 	fallback   diff.Applier
-	limit      LimitFunc
+	limits     layerlimit.Limits
+	capped     func(digest.Digest) bool
 	umask      uint32
 	daemonOnly bool
 }
 
-// New returns an applier that reads layers with open and hands what it
-// cannot apply locally to fallback. limit, when set, caps each layer's
-// uncompressed size (the decompression-bomb guard), for fallback too.
-func New(open OpenFunc, fallback diff.Applier, limit LimitFunc) *Applier {
-	return &Applier{open: open, fallback: fallback, limit: limit, umask: processUmask()}
-}
+// Opt configures an Applier.
+type Opt func(*Applier)
 
-// CheckOnly returns an applier that always hands layers to fallback, after
-// running limit's cap over them (for layers no one else guarded).
-func CheckOnly(open OpenFunc, fallback diff.Applier, limit LimitFunc) *Applier {
-	return &Applier{open: open, fallback: fallback, limit: limit, daemonOnly: true}
+// WithLimits holds every layer to the bomb cap: the ones applied here
+// while they are decompressed, the ones handed to the fallback before.
+func WithLimits(l layerlimit.Limits) Opt { return func(a *Applier) { a.limits = l } }
+
+// WithCapped names the layers already held to the cap (on their way into
+// the content store): the fallback gets them without a second count.
+func WithCapped(capped func(digest.Digest) bool) Opt { return func(a *Applier) { a.capped = capped } }
+
+// DaemonOnly hands every layer to the fallback.
+func DaemonOnly() Opt { return func(a *Applier) { a.daemonOnly = true } }
+
+// New returns an applier that reads layers with open and applies them
+// here when it can, handing the rest to fallback.
+func New(open OpenFunc, fallback diff.Applier, opts ...Opt) *Applier {
+	a := &Applier{open: open, fallback: fallback, capped: func(digest.Digest) bool { return false }, umask: processUmask()}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // ProviderOpen opens layers from a content store.
@@ -189,10 +198,8 @@ func (a *Applier) decompressed(ctx context.Context, desc ocispec.Descriptor, pro
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	var out io.Reader = ds
-	if a.limit != nil {
-		if n, exceeded, ok := a.limit(desc); ok {
-			out = &capReader{r: ds, limit: n, exceeded: exceeded}
-		}
+	if c, ok := a.limits.Cap(desc); ok {
+		out = c.Reader(ds)
 	}
 	return struct {
 		io.Reader
@@ -200,40 +207,19 @@ func (a *Applier) decompressed(ctx context.Context, desc ocispec.Descriptor, pro
 	}{out, closers{ds, ra}}, nil
 }
 
-// checkExpansion runs the bomb guard over a layer the daemon will apply.
+// checkExpansion holds a layer the daemon will apply to the bomb cap,
+// unless it was on its way into the store.
 func (a *Applier) checkExpansion(ctx context.Context, desc ocispec.Descriptor) error {
-	if a.limit == nil {
+	c, ok := a.limits.Cap(desc)
+	if !ok || a.capped(desc.Digest) {
 		return nil
 	}
-	if _, _, ok := a.limit(desc); !ok {
-		return nil
-	}
-	if _, err := images.DiffCompression(ctx, desc.MediaType); err != nil {
-		return nil // not a layer the daemon decompresses
-	}
-	rc, err := a.decompressed(ctx, desc, nil)
+	rc, err := a.open(ctx, desc)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	_, err = io.Copy(io.Discard, rc)
-	return err
-}
-
-type capReader struct {
-	r        io.Reader
-	n        int64
-	limit    int64
-	exceeded func(int64) error
-}
-
-func (c *capReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.n > c.limit {
-		return n, c.exceeded(c.n)
-	}
-	return n, err
+	return c.Check(rc)
 }
 
 type countReader struct {

@@ -6,11 +6,14 @@ package seeddir
 
 import (
 	"fmt"
+	"os"
 
-	"github.com/containerd/platforms"
+	"github.com/BurntSushi/toml"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 )
 
 // Config is the plugin's section in containerd's config.toml
@@ -43,6 +46,13 @@ type Config struct {
 	// disk containerd shares). 0: no cap. Default: 64 GiB
 	// (fetcher.DefaultMaxSpoolBytes), above any real image archive.
 	MaxSpoolBytes int64 `toml:"max_spool_bytes"`
+	// MaxLayerRatio refuses a layer that expands to more than this many
+	// times its compressed size (and beyond 1 GiB), as --max-layer-ratio
+	// does; 0: no ratio cap. Default: 200.
+	MaxLayerRatio int `toml:"max_layer_ratio"`
+	// MaxLayerBytes refuses a layer whose uncompressed size exceeds this
+	// many bytes, whatever its ratio, as --max-layer-bytes does; 0: none.
+	MaxLayerBytes int64 `toml:"max_layer_bytes"`
 }
 
 // DefaultConfig is what an empty section means.
@@ -50,38 +60,70 @@ func DefaultConfig() Config {
 	return Config{
 		SeedsDir:      "/var/lib/containerd-seed/seeds",
 		Namespace:     "k8s.io",
-		Snapshotter:   "overlayfs",
+		Snapshotter:   defaults.DefaultSnapshotter,
 		Unpack:        true,
 		Pin:           true,
 		Watch:         true,
 		MaxSpoolBytes: fetcher.DefaultMaxSpoolBytes,
+		MaxLayerRatio: layerlimit.DefaultRatio,
 	}
 }
 
-// importerOptions turns the config into the importer's options.
-func (c Config) importerOptions() (importer.Options, error) {
-	var ps []ocispec.Platform
-	for _, s := range c.Platforms {
-		p, err := platforms.Parse(s)
-		if err != nil {
-			return importer.Options{}, fmt.Errorf("platforms: %q: %w", s, err)
-		}
-		ps = append(ps, p)
+// LoadConfig reads `ctr-seed serve`'s file: the plugin section's keys at
+// its top level; missing keys keep the defaults, unknown keys are refused
+// (errdefs.ErrInvalidArgument). The plugin's section is decoded by
+// containerd, which ignores unknown keys; both then go through Settings.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
-	return importer.Options{
-		Snapshotter: c.Snapshotter,
-		NoUnpack:    !c.Unpack,
-		Platforms:   ps,
-		Labels:      c.Labels,
-		Pin:         c.Pin,
-	}, nil
+	md, err := toml.Decode(string(b), &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		return cfg, fmt.Errorf("config %s: unknown keys %v: %w", path, un, errdefs.ErrInvalidArgument)
+	}
+	return cfg, nil
 }
 
-// fetcherOptions turns the config into the options every seed is opened
-// with (besides its spool dir).
-func (c Config) fetcherOptions() ([]fetcher.Opt, error) {
+// Settings is a checked Config, turned into what the service runs with.
+type Settings struct {
+	Config
+	// Importer is every import's options.
+	Importer importer.Options
+	// Fetcher opens every seed (the spool cap; the spool dir is added
+	// where the state dir is known).
+	Fetcher []fetcher.Opt
+}
+
+// Settings checks the config and derives the importer's and the seeds'
+// options from it: the one place the keys are interpreted.
+func (c Config) Settings() (Settings, error) {
 	if c.MaxSpoolBytes < 0 {
-		return nil, fmt.Errorf("max_spool_bytes: %d: must be 0 (no cap) or more", c.MaxSpoolBytes)
+		return Settings{}, fmt.Errorf("max_spool_bytes: %d: must be 0 (no cap) or more: %w", c.MaxSpoolBytes, errdefs.ErrInvalidArgument)
 	}
-	return []fetcher.Opt{fetcher.WithMaxSpoolBytes(c.MaxSpoolBytes)}, nil
+	limits := layerlimit.Default()
+	limits.Ratio, limits.MaxBytes = c.MaxLayerRatio, c.MaxLayerBytes
+	if err := limits.Validate("max_layer_ratio", "max_layer_bytes"); err != nil {
+		return Settings{}, err
+	}
+	ps, err := importer.ParsePlatforms(c.Platforms)
+	if err != nil {
+		return Settings{}, fmt.Errorf("platforms: %w", err)
+	}
+	return Settings{
+		Config: c,
+		Importer: importer.Options{
+			Snapshotter: c.Snapshotter,
+			NoUnpack:    !c.Unpack,
+			Platforms:   ps,
+			Labels:      c.Labels,
+			Pin:         c.Pin,
+			Limits:      limits,
+		},
+		Fetcher: []fetcher.Opt{fetcher.WithMaxSpoolBytes(c.MaxSpoolBytes)},
+	}, nil
 }

@@ -39,11 +39,11 @@ func TestMaxSpoolBytesConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func(c Config) error {
-		opts, err := c.fetcherOptions()
+		set, err := c.Settings()
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := fetcher.Open(context.Background(), p, append(opts, fetcher.WithSpoolDir(t.TempDir()))...)
+		s, err := fetcher.Open(context.Background(), p, append(set.Fetcher, fetcher.WithSpoolDir(t.TempDir()))...)
 		if err == nil {
 			s.Close()
 		}
@@ -57,7 +57,7 @@ func TestMaxSpoolBytesConfig(t *testing.T) {
 		t.Fatalf("max_spool_bytes = 0: %v; want no spool cap (and the tar refused as no seed)", err)
 	}
 	cfg.MaxSpoolBytes = -1
-	if _, err := cfg.fetcherOptions(); err == nil || !strings.Contains(err.Error(), "max_spool_bytes") {
+	if _, err := cfg.Settings(); err == nil || !strings.Contains(err.Error(), "max_spool_bytes") {
 		t.Fatalf("max_spool_bytes = -1: %v; want refused", err)
 	}
 	if _, err := New(nil, cfg, t.TempDir()); err == nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -24,19 +25,14 @@ type Service struct {
 	client   *client.Client
 	importer *importer.Importer
 	state    *state
-	spool    string
 	// fopts open every seed: spool dir and cap, from the config.
 	fopts []fetcher.Opt
 }
 
 // New prepares the service; stateDir keeps what was imported (the
-// plugin's root dir, or serve's --state-dir).
+// plugin's root dir, or serve's --state-dir) and the spool.
 func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
-	opts, err := cfg.importerOptions()
-	if err != nil {
-		return nil, err
-	}
-	fopts, err := cfg.fetcherOptions()
+	set, err := cfg.Settings()
 	if err != nil {
 		return nil, err
 	}
@@ -48,9 +44,14 @@ func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	fopts = append(fopts, fetcher.WithSpoolDir(spool))
-	return &Service{cfg: cfg, client: c, importer: importer.New(c, opts), state: st, spool: spool, fopts: fopts}, nil
+	fopts := append(set.Fetcher, fetcher.WithSpoolDir(spool))
+	return &Service{cfg: cfg, client: c, importer: importer.New(c, set.Importer), state: st, fopts: fopts}, nil
 }
+
+// SeedOptions are what the service opens every seed with (its spool dir
+// and cap), for other imports on the same node to share (the plugin's
+// --in-daemon service).
+func (s *Service) SeedOptions() []fetcher.Opt { return slices.Clone(s.fopts) }
 
 // Run imports every seed, then, if watching, each new or changed one until
 // ctx ends. Bad seeds are logged and skipped; Run fails only on ctx.
@@ -151,11 +152,7 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	start := time.Now()
 	lg := log.G(ctx).WithField("seed", name)
 	rec := record{Fingerprint: fp, ImportedAt: start.UTC()}
-	fopts := append([]fetcher.Opt(nil), s.fopts...)
-	if !s.cfg.Unpack {
-		fopts = append(fopts, fetcher.WithLayerLimits(0, 0)) // see ctr-seed import --no-unpack
-	}
-	seed, err := fetcher.Open(ctx, path, fopts...)
+	seed, err := fetcher.Open(ctx, path, s.fopts...)
 	var results []importer.ImageResult
 	if err == nil {
 		results, err = s.importer.Import(ctx, fetcher.Seeds{seed})
@@ -170,6 +167,12 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 		rec.Images = append(rec.Images, r.Names...)
 		bytes += r.FromSeed
 	}
+	if ctx.Err() != nil {
+		// Stopped (containerd shutting down): not a verdict on the seed,
+		// so nothing is recorded; the next start imports it again.
+		lg.WithError(err).Info("seed import stopped")
+		return
+	}
 	if err != nil {
 		rec.Error = err.Error()
 		if !errors.Is(err, importer.ErrImagesFailed) {
@@ -182,16 +185,4 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	if err := s.state.put(name, rec); err != nil {
 		lg.WithError(err).Warn("saving seed state")
 	}
-}
-
-// Images lists the image names the service has imported, for status.
-func (s *Service) Images() []string {
-	s.state.mu.Lock()
-	defer s.state.mu.Unlock()
-	var out []string
-	for _, r := range s.state.Seeds {
-		out = append(out, r.Images...)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -1,0 +1,73 @@
+package fetcher
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// verifier checks a blob's size and digest while it streams; the mismatch
+// surfaces as the error of the Read that reaches the end.
+type verifier struct {
+	r        io.Reader
+	closer   io.Closer
+	digester digest.Digester
+	w        io.Writer // the digester's hash, or a pipe to it
+	pipe     *hashPipe // for large blobs; nil otherwise
+	source   string // "seed PATH" or "registry REF": where the blob comes from
+	expected digest.Digest
+	size, n  int64
+	err      error
+}
+
+// newVerifier verifies r as the blob expected of size bytes; source names
+// where it comes from in errors ("seed PATH", "registry REF").
+func newVerifier(r io.Reader, c io.Closer, source string, expected digest.Digest, size int64) *verifier {
+	alg := expected.Algorithm()
+	if !alg.Available() {
+		alg = digest.Canonical
+	}
+	v := &verifier{r: r, closer: c, digester: alg.Digester(), source: source, expected: expected, size: size}
+	v.w = v.digester.Hash()
+	if size >= pipeMin {
+		v.pipe = newHashPipe(v.digester.Hash())
+		v.w = v.pipe
+	}
+	return v
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.r.Read(p)
+	v.w.Write(p[:n])
+	v.n += int64(n)
+	if err == io.EOF {
+		if v.pipe != nil {
+			v.pipe.end()
+		}
+		if v.n != v.size {
+			v.err = fmt.Errorf("%s: blob %s: size mismatch: expected %d bytes, got %d: %w", v.source, v.expected, v.size, v.n, errdefs.ErrDataLoss)
+		} else if got := v.digester.Digest(); got != v.expected {
+			v.err = fmt.Errorf("%s: blob %s: digest mismatch: expected %s, got %s: %w", v.source, v.expected, v.expected, got, errdefs.ErrDataLoss)
+		} else {
+			v.err = io.EOF
+		}
+		return n, v.err
+	}
+	if err != nil {
+		v.err = fmt.Errorf("%s: blob %s: %w", v.source, v.expected, err)
+		return n, v.err
+	}
+	return n, nil
+}
+
+func (v *verifier) Close() error {
+	if v.pipe != nil {
+		v.pipe.end()
+	}
+	return v.closer.Close()
+}

@@ -1,0 +1,89 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/importer"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Server imports, in the daemon's process, the seeds a client names.
+type Server struct {
+	client *client.Client
+	fopts  []fetcher.Opt
+}
+
+// NewServer serves imports through c (an in-process client); every seed is
+// opened with fopts: the daemon's spool dir and cap, not the caller's.
+func NewServer(c *client.Client, fopts ...fetcher.Opt) *Server {
+	return &Server{client: c, fopts: fopts}
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	g.RegisterService(&grpc.ServiceDesc{
+		ServiceName: serviceName,
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Import",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				in := new(wrapperspb.BytesValue)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				b, err := s.serve(ctx, in.Value)
+				if err != nil {
+					return nil, errgrpc.ToGRPC(err)
+				}
+				return wrapperspb.Bytes(b), nil
+			},
+		}},
+	}, nil)
+}
+
+// serve decodes one request, imports, and encodes the reply.
+func (s *Server) serve(ctx context.Context, req []byte) ([]byte, error) {
+	seeds, opts, err := decodeRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	results, err := s.Import(ctx, seeds, opts)
+	if err != nil && !errors.Is(err, importer.ErrImagesFailed) {
+		return nil, err
+	}
+	return encodeReply(results)
+}
+
+// Import opens the seeds (absolute paths on this node) and imports them
+// into the caller's namespace with opts.
+func (s *Server) Import(ctx context.Context, paths []string, opts importer.Options) ([]importer.ImageResult, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx = namespaces.WithNamespace(ctx, ns)
+	var seeds fetcher.Seeds
+	defer func() { seeds.Close() }()
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("seed %s: not an absolute path: %w", p, errdefs.ErrInvalidArgument)
+		}
+		seed, err := fetcher.Open(ctx, p, s.fopts...)
+		if err != nil {
+			return nil, err
+		}
+		seeds = append(seeds, seed)
+	}
+	log.G(ctx).WithField("seeds", paths).WithField("namespace", ns).Info("importing seeds for a client")
+	return importer.New(s.client, opts).Import(ctx, seeds)
+}
