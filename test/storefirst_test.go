@@ -1,12 +1,16 @@
 package test
 
 import (
+	"archive/tar"
 	"bytes"
 	"maps"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // TestUnpackReadsStoreNotSeed: a layer the store already holds is applied
@@ -38,5 +42,59 @@ func TestUnpackReadsStoreNotSeed(t *testing.T) {
 	impAssertUnpacked(t, ns, b.Name)
 	if got := imageMap(t, ns)[b.Name].Target.Digest; got != b.Manifest.Digest {
 		t.Errorf("target %s, want %s", got, b.Manifest.Digest)
+	}
+}
+
+// TestHostileSeedRefusedWhenStoreHasBlobs: a blob the store holds is not
+// read again, but what the seed's index alone shows is still checked for
+// every blob it claims: an entry that is a link out of the archive, or a
+// file of another size than its descriptor's, is refused with the usual
+// one line, whatever the store holds; the images already there stay.
+func TestHostileSeedRefusedWhenStoreHasBlobs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		entry func(d digest.Digest, p []byte) impRawEntry
+		cause string
+	}{
+		{"symlink-to-shadow", func(d digest.Digest, _ []byte) impRawEntry {
+			return impRawEntry{name: "blobs/sha256/" + d.Encoded(), typ: tar.TypeSymlink, link: "/etc/shadow"}
+		}, "link points outside the archive"},
+		{"short-entry", func(d digest.Digest, p []byte) impRawEntry {
+			return impBlobEntry(d, p[:len(p)-1])
+		}, "size mismatch: expected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := namespace(t)
+			b := uniqueImage(t, "docker.io/ctrseed-test/hostile-"+tc.name+":1", impHostPlatform(), false, testseed.Gzip)
+			mustImport(t, ns, writeOCI(t, impOciSeedOf(t, b), testseed.Gzip))
+
+			top := b.Layers[len(b.Layers)-1].Digest
+			var entries []impRawEntry
+			for d, p := range b.Blobs {
+				if d == top {
+					entries = append(entries, tc.entry(d, p))
+				} else {
+					entries = append(entries, impBlobEntry(d, p))
+				}
+			}
+			seed := impWriteBytes(t, "hostile.tar", impLayoutWith(t, []ocispec.Descriptor{impNamedEntry(b)}, entries...))
+			r := ctrSeedRun(t, ns, "import", seed)
+			if r.code != 1 {
+				t.Fatalf("exit %d, want 1\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+			}
+			re := regexp.MustCompile("^ctr-seed: seed " + regexp.QuoteMeta(seed) + ": image " + regexp.QuoteMeta(b.Name) +
+				` \(` + regexp.QuoteMeta(b.Manifest.Digest.String()) + `\): .*` + regexp.QuoteMeta(top.String()) + ".*" + tc.cause)
+			if el := impErrorLines(t, r.stderr, ""); len(el) != 1 || !re.MatchString(el[0]) {
+				t.Errorf("stderr:\n%s\nwant one line matching %s", r.stderr, re)
+			}
+			if ls := impSeedLeases(t, ns); len(ls) != 0 {
+				t.Errorf("leases left: %v", ls)
+			}
+			// The earlier import's image is untouched.
+			if got := imageMap(t, ns)[b.Name].Target.Digest; got != b.Manifest.Digest {
+				t.Errorf("target %s, want %s", got, b.Manifest.Digest)
+			}
+			impAssertUnpacked(t, ns, b.Name)
+		})
 	}
 }
