@@ -110,7 +110,7 @@ func failures(ctx context.Context, results []ImageResult) error {
 }
 
 // stopCause replaces a bare "context canceled" with why ctx was stopped
-// (e.g. the CLI's "interrupted by interrupt"), when it was.
+// (e.g. the CLI's "stopped by SIGINT"), when it was.
 func stopCause(ctx context.Context, err error) error {
 	cause := context.Cause(ctx)
 	if cause == nil || cause == ctx.Err() || !errors.Is(err, ctx.Err()) {

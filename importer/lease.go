@@ -21,6 +21,10 @@ const (
 	// leaseOwner says which process holds a lease ("host:pid:start"), so a
 	// later import can drop the lease of one that was killed.
 	leaseOwner = "ctr-seed/owner"
+
+	// stoppedGCWait bounds the wait for the garbage collection after a
+	// stopped import's lease is deleted.
+	stoppedGCWait = 3 * time.Second
 )
 
 // withLease holds everything an import writes until the records exist.
@@ -39,9 +43,22 @@ func (im *Importer) withLease(ctx context.Context) (context.Context, func() erro
 	}
 	done := func() error {
 		// The caller's context may be cancelled (SIGINT): clean up anyway.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		// When it was, wait for the collection only briefly: containerd
+		// may be shutting down, with its GC scheduler already stopped.
+		// The lease is deleted before the wait, so what it held goes at
+		// the next collection either way.
+		stopped := ctx.Err() != nil
+		wait := time.Minute
+		if stopped {
+			wait = stoppedGCWait
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 		defer cancel()
 		if err := ls.Delete(dctx, l, leases.SynchronousDelete); err != nil {
+			if stopped && dctx.Err() != nil {
+				log.G(ctx).WithField("lease", l.ID).Info("lease deleted; its content goes at the next garbage collection")
+				return nil
+			}
 			return fmt.Errorf("deleting lease %s: %w", l.ID, err)
 		}
 		return nil

@@ -360,7 +360,7 @@ func TestReliabilityDecompressionBomb(t *testing.T) {
 
 			// verify counts as it computes the diffID: the same line.
 			r := relRun(t, ns, append(append([]string{"verify"}, tc.flags...), seed)...)
-			vre := regexp.MustCompile("^seed " + regexp.QuoteMeta(seed) + ": blob " + regexp.QuoteMeta(layer.Digest.String()) + ": " + cause)
+			vre := regexp.MustCompile("^seed " + regexp.QuoteMeta(seed) + ": layer " + regexp.QuoteMeta(layer.Digest.String()) + ": " + cause)
 			if r.code != 1 || len(impLines(r.stderr)) != 2 || !vre.MatchString(impLines(r.stderr)[0]) {
 				t.Errorf("verify: exit %d, stderr:\n%s\nwant exit 1, a line matching %s and the tally", r.code, r.stderr, vre)
 			}
