@@ -16,7 +16,7 @@ type verifier struct {
 	digester digest.Digester
 	w        io.Writer // the digester's hash, or a pipe to it
 	pipe     *hashPipe // for large blobs; nil otherwise
-	source   string // "seed PATH" or "registry REF": where the blob comes from
+	source   string    // "seed PATH" or "registry REF": where the blob comes from
 	expected digest.Digest
 	size, n  int64
 	err      error
