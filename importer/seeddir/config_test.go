@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -62,5 +64,47 @@ func TestMaxSpoolBytesConfig(t *testing.T) {
 	}
 	if _, err := New(nil, cfg, t.TempDir()); err == nil {
 		t.Fatal("New accepted max_spool_bytes = -1")
+	}
+}
+
+// The layer-limit keys reach the importer's options as one Limits, with
+// the defaults where they are absent, and bad values are refused.
+func TestLayerLimitConfig(t *testing.T) {
+	def, err := DefaultConfig().Settings()
+	if err != nil || def.Importer.Limits != layerlimit.Default() {
+		t.Fatalf("defaults: %+v, %v; want %+v", def.Importer.Limits, err, layerlimit.Default())
+	}
+	if def.Importer.Snapshotter != defaults.DefaultSnapshotter {
+		t.Errorf("default snapshotter %q, want containerd's %q", def.Importer.Snapshotter, defaults.DefaultSnapshotter)
+	}
+	p := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(p, []byte("max_layer_ratio = 0\nmax_layer_bytes = 4096\nplatforms = [\"linux/arm64\"]\n"), 0o644)
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cfg.Settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (layerlimit.Limits{Ratio: 0, Allowance: layerlimit.DefaultAllowance, MaxBytes: 4096}); set.Importer.Limits != want {
+		t.Errorf("limits %+v, want %+v", set.Importer.Limits, want)
+	}
+	if len(set.Importer.Platforms) != 1 || set.Importer.Platforms[0].Architecture != "arm64" {
+		t.Errorf("platforms %+v", set.Importer.Platforms)
+	}
+	for _, bad := range []string{"max_layer_bytes = -1\n", "max_layer_ratio = -5\n", "platforms = [\"linux/a/b/c/d\"]\n"} {
+		os.WriteFile(p, []byte(bad), 0o644)
+		cfg, err := LoadConfig(p)
+		if err == nil {
+			_, err = cfg.Settings()
+		}
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	os.WriteFile(p, []byte("max_layer_ratoi = 5\n"), 0o644)
+	if _, err := LoadConfig(p); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "max_layer_ratoi") {
+		t.Errorf("unknown key: %v; want refused, naming it", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/containerd/log"
@@ -69,15 +70,8 @@ func (s *Service) waitForDir(ctx context.Context) error {
 
 // loop handles events until ctx ends or the directory goes away.
 func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) {
-	waiting := map[string]*pending{}
-	wait := func(names []string) {
-		for _, n := range names {
-			if waiting[n] == nil {
-				waiting[n] = &pending{due: time.Now().Add(quietPeriod)}
-			}
-		}
-	}
-	wait(busy)
+	waiting := pendingSeeds{}
+	waiting.wait(busy, time.Now())
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	rescan := time.NewTicker(rescanEvery)
@@ -113,46 +107,71 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 				delete(waiting, name)
 				continue
 			}
-			p := waiting[name]
-			if p == nil {
-				p = &pending{}
-				waiting[name] = p
-			}
 			// The fingerprint as of this event: if nothing changes in the
 			// quiet period it is imported then, not one period later.
-			p.fp, _ = fingerprintOf(ev.Name)
-			p.due = time.Now().Add(quietPeriod)
+			fp, _ := fingerprintOf(ev.Name)
+			waiting.changed(name, fp, time.Now())
 		case <-tick.C:
-			s.due(ctx, waiting)
+			for _, name := range waiting.ready(s.cfg.SeedsDir, time.Now()) {
+				s.importIfNew(ctx, name, false)
+			}
 			if _, err := os.Stat(s.cfg.SeedsDir); err != nil {
 				return
 			}
 		case <-rescan.C:
-			wait(s.ImportAll(ctx, false))
+			waiting.wait(s.ImportAll(ctx, false), time.Now())
 		}
 	}
 }
 
-// due imports the waiting seeds that are complete.
-func (s *Service) due(ctx context.Context, waiting map[string]*pending) {
-	now := time.Now()
-	for name, p := range waiting {
+// pendingSeeds are the seeds of a directory seen changing, by name: each
+// is ready once it has been quiet for quietPeriod, kept its fingerprint
+// over that period, and nobody has it open for writing.
+type pendingSeeds map[string]*pending
+
+// wait adds names (seeds still being written) not pending yet.
+func (ps pendingSeeds) wait(names []string, now time.Time) {
+	for _, n := range names {
+		if ps[n] == nil {
+			ps[n] = &pending{due: now.Add(quietPeriod)}
+		}
+	}
+}
+
+// changed notes that name was seen with fp at now: its quiet period
+// starts again.
+func (ps pendingSeeds) changed(name string, fp fingerprint, now time.Time) {
+	p := ps[name]
+	if p == nil {
+		p = &pending{}
+		ps[name] = p
+	}
+	p.fp, p.due = fp, now.Add(quietPeriod)
+}
+
+// ready removes and returns, sorted, the seeds of dir that are complete
+// at now; seeds gone meanwhile are dropped, changed ones wait again.
+func (ps pendingSeeds) ready(dir string, now time.Time) []string {
+	var out []string
+	for name, p := range ps {
 		if now.Before(p.due) {
 			continue
 		}
-		path := filepath.Join(s.cfg.SeedsDir, name)
+		path := filepath.Join(dir, name)
 		fp, err := fingerprintOf(path)
 		if err != nil {
-			delete(waiting, name)
+			delete(ps, name)
 			continue
 		}
 		if fp != p.fp || beingWritten(path) {
 			p.fp, p.due = fp, now.Add(quietPeriod)
 			continue
 		}
-		delete(waiting, name)
-		s.importIfNew(ctx, name, false)
+		delete(ps, name)
+		out = append(out, name)
 	}
+	sort.Strings(out)
+	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

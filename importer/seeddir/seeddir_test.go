@@ -1,0 +1,192 @@
+package seeddir
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestIsCandidate(t *testing.T) {
+	for name, want := range map[string]bool{
+		"app.tar": true, "app.tar.zst": true, "layout": true,
+		".app.tar.partial": false, ".hidden": false, "app.tar.tmp": false, "app.tar.part": false, "": false,
+	} {
+		if got := isCandidate(name); got != want {
+			t.Errorf("isCandidate(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// A file open for writing is busy however old; closed and quiet, it is
+// not; a fresh one is busy for the quiet period.
+func TestCompletionDetection(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "seed.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("half")
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(p, old, old)
+	if !beingWritten(p) || !isBusy(p) {
+		t.Errorf("a seed open for writing: beingWritten %v, isBusy %v; want both", beingWritten(p), isBusy(p))
+	}
+	f.Close()
+	os.Chtimes(p, old, old)
+	if beingWritten(p) || isBusy(p) {
+		t.Errorf("a closed, quiet seed: beingWritten %v, isBusy %v; want neither", beingWritten(p), isBusy(p))
+	}
+	os.Chtimes(p, time.Now(), time.Now())
+	if !isBusy(p) {
+		t.Error("a seed changed just now is not busy")
+	}
+	// A file opened for reading only is not being written.
+	r, _ := os.Open(p)
+	defer r.Close()
+	if beingWritten(p) {
+		t.Error("a seed open for reading counts as being written")
+	}
+	if isBusy(filepath.Join(dir, "gone")) {
+		t.Error("a missing seed is busy")
+	}
+}
+
+// A layout directory's fingerprint changes when a file inside it does.
+func TestFingerprintOfDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	os.MkdirAll(filepath.Join(dir, "blobs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "index.json"), []byte("{}"), 0o644)
+	a, err := fingerprintOf(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "blobs", "x"), []byte("more"), 0o644)
+	b, _ := fingerprintOf(dir)
+	if a == b {
+		t.Errorf("fingerprint unchanged after a file was added: %+v", a)
+	}
+}
+
+// The watch's debounce: a seed is ready once quiet for the quiet period
+// with its fingerprint kept; a change restarts the wait; a seed still open
+// for writing waits; a gone one is dropped.
+func TestPendingSeedsDebounce(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) fingerprint {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fp, err := fingerprintOf(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fp
+	}
+	now := time.Now()
+	ps := pendingSeeds{}
+	ps.changed("a.tar", write("a.tar", "a"), now)
+	ps.changed("b.tar", write("b.tar", "b"), now)
+	ps.changed("gone.tar", write("gone.tar", "g"), now)
+	os.Remove(filepath.Join(dir, "gone.tar"))
+
+	if got := ps.ready(dir, now.Add(quietPeriod/2)); len(got) != 0 {
+		t.Fatalf("ready before the quiet period: %v", got)
+	}
+	// b changes before its period ends: the event restarts its wait.
+	ps.changed("b.tar", write("b.tar", "bb"), now.Add(quietPeriod/2))
+	if got := ps.ready(dir, now.Add(quietPeriod)); !slices.Equal(got, []string{"a.tar"}) {
+		t.Fatalf("ready after one period: %v, want [a.tar]", got)
+	}
+	if _, ok := ps["gone.tar"]; ok {
+		t.Error("a seed that went away is still pending")
+	}
+	if got := ps.ready(dir, now.Add(quietPeriod*3/2)); !slices.Equal(got, []string{"b.tar"}) {
+		t.Fatalf("ready after b's period: %v, want [b.tar]", got)
+	}
+	if len(ps) != 0 {
+		t.Errorf("left pending: %v", ps)
+	}
+
+	// Changed without an event (no newer fingerprint noted): it waits one
+	// more period with the fingerprint it has now.
+	ps.changed("c.tar", write("c.tar", "c"), now)
+	write("c.tar", "cc")
+	if got := ps.ready(dir, now.Add(quietPeriod)); len(got) != 0 {
+		t.Fatalf("a seed changed since its event is ready: %v", got)
+	}
+	if got := ps.ready(dir, now.Add(2*quietPeriod)); !slices.Equal(got, []string{"c.tar"}) {
+		t.Fatalf("c.tar after a second quiet period: %v", got)
+	}
+
+	// Open for writing: never ready while open.
+	f, err := os.Create(filepath.Join(dir, "d.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, _ := fingerprintOf(f.Name())
+	ps.changed("d.tar", fp, now)
+	if got := ps.ready(dir, now.Add(time.Hour)); len(got) != 0 {
+		t.Fatalf("a seed open for writing is ready: %v", got)
+	}
+	f.Close()
+	if got := ps.ready(dir, now.Add(2*time.Hour)); !slices.Equal(got, []string{"d.tar"}) {
+		t.Fatalf("d.tar once closed: %v", got)
+	}
+
+	// Seeds found busy at a scan wait too (no fingerprint known: one
+	// period to learn it, one to see it kept).
+	ps.wait([]string{"a.tar"}, now)
+	if got := ps.ready(dir, now.Add(quietPeriod)); len(got) != 0 {
+		t.Fatalf("a busy seed ready after one period: %v", got)
+	}
+	if got := ps.ready(dir, now.Add(2*quietPeriod)); !slices.Equal(got, []string{"a.tar"}) {
+		t.Fatalf("a busy seed after two periods: %v", got)
+	}
+}
+
+// The state survives a reload, forgets and prunes, and a damaged file only
+// means starting afresh.
+func TestState(t *testing.T) {
+	dir := t.TempDir()
+	st, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := fingerprint{Size: 10, MTime: time.Unix(1700000000, 0).UTC(), Inode: 42}
+	for _, n := range []string{"a.tar", "b.tar", "c.tar"} {
+		if err := st.put(n, record{Fingerprint: fp, Images: []string{"img/" + n}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.forget("b.tar"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.prune([]string{"a.tar", "z.tar"}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := again.get("a.tar")
+	if !ok || r.Fingerprint != fp || !slices.Equal(r.Images, []string{"img/a.tar"}) {
+		t.Errorf("a.tar after reload: %+v, %v", r, ok)
+	}
+	for _, n := range []string{"b.tar", "c.tar"} {
+		if _, ok := again.get(n); ok {
+			t.Errorf("%s still recorded after forget/prune", n)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, stateFile+".tmp")); err == nil {
+		t.Error("a temporary state file is left")
+	}
+	os.WriteFile(filepath.Join(dir, stateFile), []byte("{not json"), 0o600)
+	damaged, err := loadState(dir)
+	if err != nil || len(damaged.Seeds) != 0 {
+		t.Errorf("damaged state: %v, %v; want a fresh one", damaged.Seeds, err)
+	}
+}
