@@ -16,6 +16,19 @@ const MaxJSONSize = 32 << 20
 // maxLinkHops bounds link chains inside an archive (cycles, long chains).
 const maxLinkHops = 16
 
+// The index of a tar seed is held in memory, so it is capped: archive/tar
+// takes PAX names of up to 1 MiB, and a few hundred KB of gzip can carry
+// millions of entries. A real seed has a few files per blob: thousands of
+// entries with names under a hundred bytes.
+const (
+	// MaxEntries caps the entries of a tar seed (every kind).
+	MaxEntries = 1 << 18
+	// MaxNameLen caps one entry's name (PATH_MAX).
+	MaxNameLen = 4096
+	// MaxNameBytes caps the names (and link targets) the index keeps.
+	MaxNameBytes = 32 << 20
+)
+
 // archive is one seed format's view of its files: named regular files,
 // with links already confined to the archive.
 type archive interface {

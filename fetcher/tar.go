@@ -89,7 +89,11 @@ func indexTar(r io.Reader) (*entries, error) {
 		pr = &posReader{r: r}
 		tr = tar.NewReader(pr)
 	}
+	var names int64
 	for n := 0; ; n++ {
+		if n == MaxEntries {
+			return nil, fmt.Errorf("more than %d entries (the cap on a seed's index): %w", MaxEntries, errdefs.ErrInvalidArgument)
+		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			if n == 0 {
@@ -105,6 +109,13 @@ func indexTar(r io.Reader) (*entries, error) {
 				return nil, fmt.Errorf("truncated archive after %d entries: %w", n, errdefs.ErrInvalidArgument)
 			}
 			return nil, fmt.Errorf("reading tar header %d: %v: %w", n+1, err, errdefs.ErrInvalidArgument)
+		}
+		if len(hdr.Name) > MaxNameLen || len(hdr.Linkname) > MaxNameLen {
+			return nil, fmt.Errorf("tar entry %d: name or link of %d bytes, beyond the %d byte cap: %w",
+				n+1, max(len(hdr.Name), len(hdr.Linkname)), MaxNameLen, errdefs.ErrInvalidArgument)
+		}
+		if names += int64(len(hdr.Name) + len(hdr.Linkname)); names > MaxNameBytes {
+			return nil, fmt.Errorf("entry names beyond %d bytes in all (the cap on a seed's index): %w", MaxNameBytes, errdefs.ErrInvalidArgument)
 		}
 		name, ok := cleanName(hdr.Name)
 		if !ok {
