@@ -1,7 +1,6 @@
 package fetcher
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -26,14 +26,7 @@ import (
 // layerTarOf is a one-file layer tar holding body.
 func layerTarOf(t testing.TB, body []byte) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "payload", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Write(body)
-	tw.Close()
-	return buf.Bytes()
+	return testutil.RawTar(t, testutil.RawEntry{Name: "payload", Body: body})
 }
 
 // layerSeed writes an OCI layout tar with one image whose only layer is
@@ -45,10 +38,10 @@ func layerSeed(t testing.TB, mt string, blob []byte, diffID digest.Digest) (stri
 	cfg := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
 	mb, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: cfg, Layers: []ocispec.Descriptor{layer}})
 	man := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
-	p := writeFile(t, filepath.Join(t.TempDir(), "seed.tar"), layoutWith(t, man,
-		rawEntry{name: blobPath(man.Digest), body: mb},
-		rawEntry{name: blobPath(cfg.Digest), body: cb},
-		rawEntry{name: blobPath(layer.Digest), body: blob}))
+	p := testutil.WriteFile(t, filepath.Join(t.TempDir(), "seed.tar"), layoutWith(t, man,
+		rawEntry{Name: blobPath(man.Digest), Body: mb},
+		rawEntry{Name: blobPath(cfg.Digest), Body: cb},
+		rawEntry{Name: blobPath(layer.Digest), Body: blob}))
 	return p, layer
 }
 
