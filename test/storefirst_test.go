@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 )
 
 // TestUnpackReadsStoreNotSeed: a layer the store already holds is applied
@@ -33,7 +34,7 @@ func TestUnpackReadsStoreNotSeed(t *testing.T) {
 
 	r := mustImport(t, ns, "--debug", corrupt)
 	if !strings.Contains(r.stderr, "applying layer in process") {
-		t.Errorf("the layers were not applied in process:\n%s", tailLines(r.stderr, 20))
+		t.Errorf("the layers were not applied in process:\n%s", testutil.Tail(r.stderr, 20))
 	}
 	impAssertUnpacked(t, ns, b.Name)
 	if got := imageMap(t, ns)[b.Name].Target.Digest; got != b.Manifest.Digest {
