@@ -47,3 +47,12 @@ func WriteFile(t testing.TB, p string, b []byte) string {
 	}
 	return p
 }
+
+// ByteCount is an io.Writer that only counts: put it in an io.MultiWriter
+// beside a hash to learn a streamed blob's size and digest in one pass.
+type ByteCount int64
+
+func (n *ByteCount) Write(p []byte) (int, error) {
+	*n += ByteCount(len(p))
+	return len(p), nil
+}

@@ -46,3 +46,15 @@ func TestTailAndLines(t *testing.T) {
 		t.Errorf("Lines = %q", got)
 	}
 }
+
+func TestByteCount(t *testing.T) {
+	var n ByteCount
+	for _, s := range []string{"abc", "", "de"} {
+		if k, err := n.Write([]byte(s)); k != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, k, err)
+		}
+	}
+	if n != 5 {
+		t.Errorf("counted %d bytes, want 5", n)
+	}
+}
