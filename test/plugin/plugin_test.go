@@ -198,12 +198,7 @@ func TestPlugin(t *testing.T) {
 		if err := os.Chtimes(filepath.Join(seeds, seedOCI), now, now); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, importWait, "touched seed imported again", func() error {
-			if imported(lastRun(d.Log()), seedOCI) == 0 {
-				return fmt.Errorf("no \"seed imported\" line for touched %s since restart", seedOCI)
-			}
-			return nil
-		})
+		waitImportedSinceStart(t, d, "touched", seedOCI)
 	})
 
 	step(t, "a seed removed, then added back unchanged, is imported again", func(t *testing.T) {
@@ -220,12 +215,7 @@ func TestPlugin(t *testing.T) {
 		if err := os.Rename(aside, filepath.Join(seeds, seedDrop)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, importWait, "re-added seed imported again", func() error {
-			if imported(lastRun(d.Log()), seedDrop) == 0 {
-				return fmt.Errorf("no \"seed imported\" line for re-added %s since restart", seedDrop)
-			}
-			return nil
-		})
+		waitImportedSinceStart(t, d, "re-added", seedDrop)
 	})
 
 	step(t, "in the end every image is there, CRI lists them, nothing is left half-done", func(t *testing.T) {
@@ -237,5 +227,17 @@ func TestPlugin(t *testing.T) {
 		}
 		assertNoLeases(t, c, ns)
 		pd.assertServing(t)
+	})
+}
+
+// waitImportedSinceStart waits until the daemon's latest run has logged
+// seed (which the test just made how) as imported.
+func waitImportedSinceStart(t *testing.T, d *harness.Daemon, how, seed string) {
+	t.Helper()
+	waitFor(t, importWait, how+" seed imported again", func() error {
+		if imported(lastRun(d.Log()), seed) == 0 {
+			return fmt.Errorf("no \"seed imported\" line for %s %s since the daemon started", how, seed)
+		}
+		return nil
 	})
 }
