@@ -14,50 +14,24 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // rawEntry is a hand-made tar entry, for archives no tool would write.
-type rawEntry struct {
-	name, link string
-	typ        byte
-	body       []byte
-}
-
-func rawTar(t testing.TB, es []rawEntry) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range es {
-		typ := e.typ
-		if typ == 0 {
-			typ = tar.TypeReg
-		}
-		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: typ, Mode: 0o644, Size: int64(len(e.body))}
-		if typ != tar.TypeReg {
-			hdr.Size = 0
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if typ == tar.TypeReg {
-			tw.Write(e.body)
-		}
-	}
-	tw.Close()
-	return buf.Bytes()
-}
+type rawEntry = testutil.RawEntry
 
 // layoutWith is an OCI layout tar whose index names one manifest,
 // plus the given extra entries.
 func layoutWith(t testing.TB, manifest ocispec.Descriptor, extra ...rawEntry) []byte {
 	idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, Manifests: []ocispec.Descriptor{manifest}})
 	es := []rawEntry{
-		{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
-		{name: "index.json", body: idx},
+		{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{Name: "index.json", Body: idx},
 	}
-	return rawTar(t, append(es, extra...))
+	return testutil.RawTar(t, append(es, extra...)...)
 }
 
 func blobPath(d digest.Digest) string { return "blobs/sha256/" + d.Encoded() }
@@ -174,14 +148,14 @@ func TestBadArchives(t *testing.T) {
 		{"not-a-tar", []byte(strings.Repeat("hello, I am not a tar\n", 100)), []string{"not a tar archive"}},
 		{"empty", nil, []string{"no entries"}},
 		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2}, []string{"unsupported compression"}},
-		{"broken-index", rawTar(t, []rawEntry{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {name: "index.json", body: []byte(`{"manifests": [`)}}), []string{"index.json", "not a valid image index"}},
-		{"huge-index", rawTar(t, []rawEntry{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {name: "index.json", body: big}}), []string{"index.json", "exceeds the 33554432 byte cap"}},
-		{"no-layout", rawTar(t, []rawEntry{{name: "hello", body: []byte("x")}}), []string{"unrecognized seed"}},
-		{"layout-version", rawTar(t, []rawEntry{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"9"}`)}}), []string{"unsupported layout version"}},
-		{"index-is-symlink-out", rawTar(t, []rawEntry{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {name: "index.json", typ: tar.TypeSymlink, link: "/etc/passwd"}}), []string{"index.json", "outside the archive"}},
+		{"broken-index", testutil.RawTar(t, rawEntry{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, rawEntry{Name: "index.json", Body: []byte(`{"manifests": [`)}), []string{"index.json", "not a valid image index"}},
+		{"huge-index", testutil.RawTar(t, rawEntry{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, rawEntry{Name: "index.json", Body: big}), []string{"index.json", "exceeds the 33554432 byte cap"}},
+		{"no-layout", testutil.RawTar(t, rawEntry{Name: "hello", Body: []byte("x")}), []string{"unrecognized seed"}},
+		{"layout-version", testutil.RawTar(t, rawEntry{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"9"}`)}), []string{"unsupported layout version"}},
+		{"index-is-symlink-out", testutil.RawTar(t, rawEntry{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, rawEntry{Name: "index.json", Type: tar.TypeSymlink, Link: "/etc/passwd"}), []string{"index.json", "outside the archive"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := writeFile(t, filepath.Join(dir, tc.name), tc.data)
+			p := testutil.WriteFile(t, filepath.Join(dir, tc.name), tc.data)
 			_, err := Open(ctx, p)
 			wantMsg(t, err, append([]string{"seed " + p}, tc.parts...)...)
 		})
@@ -193,15 +167,15 @@ func TestBadArchives(t *testing.T) {
 		entry rawEntry
 		parts []string
 	}{
-		{"symlink-abs", rawEntry{name: blobPath(man.Digest), typ: tar.TypeSymlink, link: "/etc/passwd"}, []string{"outside the archive"}},
-		{"symlink-up", rawEntry{name: blobPath(man.Digest), typ: tar.TypeSymlink, link: "../../../../etc/passwd"}, []string{"outside the archive"}},
-		{"hardlink-up", rawEntry{name: blobPath(man.Digest), typ: tar.TypeLink, link: "../etc/passwd"}, []string{"outside the archive"}},
-		{"dotdot-name", rawEntry{name: "blobs/sha256/../sha256/" + man.Digest.Encoded(), body: manBytes}, []string{"path leaves the archive"}},
-		{"device", rawEntry{name: blobPath(man.Digest), typ: tar.TypeChar}, []string{"not a regular file"}},
-		{"fifo", rawEntry{name: blobPath(man.Digest), typ: tar.TypeFifo}, []string{"not a regular file"}},
+		{"symlink-abs", rawEntry{Name: blobPath(man.Digest), Type: tar.TypeSymlink, Link: "/etc/passwd"}, []string{"outside the archive"}},
+		{"symlink-up", rawEntry{Name: blobPath(man.Digest), Type: tar.TypeSymlink, Link: "../../../../etc/passwd"}, []string{"outside the archive"}},
+		{"hardlink-up", rawEntry{Name: blobPath(man.Digest), Type: tar.TypeLink, Link: "../etc/passwd"}, []string{"outside the archive"}},
+		{"dotdot-name", rawEntry{Name: "blobs/sha256/../sha256/" + man.Digest.Encoded(), Body: manBytes}, []string{"path leaves the archive"}},
+		{"device", rawEntry{Name: blobPath(man.Digest), Type: tar.TypeChar}, []string{"not a regular file"}},
+		{"fifo", rawEntry{Name: blobPath(man.Digest), Type: tar.TypeFifo}, []string{"not a regular file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := writeFile(t, filepath.Join(dir, tc.name), layoutWith(t, man, tc.entry))
+			p := testutil.WriteFile(t, filepath.Join(dir, tc.name), layoutWith(t, man, tc.entry))
 			s := openSeed(t, p)
 			_, err := s.Fetch(ctx, man)
 			wantMsg(t, err, append([]string{"seed " + p, man.Digest.String()}, tc.parts...)...)

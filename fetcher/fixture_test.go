@@ -1,14 +1,13 @@
 package fetcher
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -80,8 +79,10 @@ func (f *fixture) write(t testing.TB, format string) string {
 	return ""
 }
 
+// writeCompressed writes what write writes, compressed as format's
+// extension says, under a name that says nothing about the compression:
+// detection is by magic.
 func writeCompressed(t testing.TB, dir, format string, write func(w io.Writer) error) string {
-	var buf bytes.Buffer
 	c := testseed.Uncompressed
 	switch filepath.Ext(format) {
 	case ".gz":
@@ -89,29 +90,7 @@ func writeCompressed(t testing.TB, dir, format string, write func(w io.Writer) e
 	case ".zst":
 		c = testseed.Zstd
 	}
-	w, err := testseed.Compress(&buf, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := write(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// The name says nothing about the compression: detection is by magic.
-	p := filepath.Join(dir, "seed.bin")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func writeFile(t testing.TB, p string, b []byte) string {
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testutil.WriteFile(t, filepath.Join(dir, "seed.bin"), testutil.Archive(t, c, write))
 }
 
 func openSeed(t testing.TB, p string) *Seed {

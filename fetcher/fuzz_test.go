@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	distref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,12 +28,8 @@ import (
 // hangLimit fails an input that takes this long; a healthy one takes ms.
 const hangLimit = 5 * time.Second
 
-// tarEnt is one tar entry (typ 0: a regular file holding data).
-type tarEnt struct {
-	name, link string
-	typ        byte
-	data       []byte
-}
+// tarEnt is one tar entry (Type 0: a regular file holding Body).
+type tarEnt = testutil.RawEntry
 
 // retar reads the tar base (nil: none) and writes it back with edits,
 // each replacing the entry of its name or else appended.
@@ -44,46 +41,20 @@ func retar(t testing.TB, base []byte, edits ...tarEnt) []byte {
 			t.Fatal(err)
 		}
 		data, _ := io.ReadAll(tr)
-		es = append(es, tarEnt{hdr.Name, hdr.Linkname, hdr.Typeflag, data})
+		es = append(es, tarEnt{Name: hdr.Name, Link: hdr.Linkname, Type: hdr.Typeflag, Body: data})
 	}
 	for _, e := range edits {
-		if i := slices.IndexFunc(es, func(x tarEnt) bool { return x.name == e.name }); i >= 0 {
+		if i := slices.IndexFunc(es, func(x tarEnt) bool { return x.Name == e.Name }); i >= 0 {
 			es[i] = e
 		} else {
 			es = append(es, e)
 		}
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range es {
-		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, ModTime: testseed.FixedTime}
-		if e.typ == 0 || e.typ == tar.TypeReg {
-			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(e.data))
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testutil.RawTar(t, es...)
 }
 
 func compress(t testing.TB, b []byte, c testseed.Compression) []byte {
-	var buf bytes.Buffer
-	w, err := testseed.Compress(&buf, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(b) // into a bytes.Buffer: cannot fail
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testutil.Archive(t, c, testutil.Bytes(b))
 }
 
 // smallSeeds returns a one-image OCI tar (10 KB) and docker save tar (43 KB).
@@ -201,14 +172,14 @@ func FuzzOpenSeed(f *testing.F) {
 	cfg := "blobs/sha256/" + img.Config.Digest.Encoded()
 	for _, b := range [][]byte{
 		oci, docker, compress(f, oci, testseed.Gzip), compress(f, docker, testseed.Zstd),
-		retar(f, oci, tarEnt{name: cfg, typ: tar.TypeSymlink, link: "/etc/passwd"}),
-		retar(f, oci, tarEnt{name: cfg, typ: tar.TypeLink, link: cfg}),
-		retar(f, oci, tarEnt{name: "index.json", data: []byte("not json {")}),
-		retar(f, nil, tarEnt{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
-			tarEnt{name: "../index.json", data: []byte(`{"schemaVersion":2,"manifests":[]}`)},
-			tarEnt{name: "blobs/../../etc/passwd", data: []byte("root")},
-			tarEnt{name: "index.json", typ: tar.TypeSymlink, link: "../index.json"}),
-		retar(f, nil, tarEnt{name: "manifest.json", data: []byte(`[{"Config":"../../etc/passwd","Layers":["/dev/zero"]}]`)}),
+		retar(f, oci, tarEnt{Name: cfg, Type: tar.TypeSymlink, Link: "/etc/passwd"}),
+		retar(f, oci, tarEnt{Name: cfg, Type: tar.TypeLink, Link: cfg}),
+		retar(f, oci, tarEnt{Name: "index.json", Body: []byte("not json {")}),
+		retar(f, nil, tarEnt{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+			tarEnt{Name: "../index.json", Body: []byte(`{"schemaVersion":2,"manifests":[]}`)},
+			tarEnt{Name: "blobs/../../etc/passwd", Body: []byte("root")},
+			tarEnt{Name: "index.json", Type: tar.TypeSymlink, Link: "../index.json"}),
+		retar(f, nil, tarEnt{Name: "manifest.json", Body: []byte(`[{"Config":"../../etc/passwd","Layers":["/dev/zero"]}]`)}),
 		{}, {0x1f, 0x8b}, {0xfd, '7', 'z', 'X', 'Z', 0},
 	} {
 		if len(b) >= 64<<10 {
@@ -222,10 +193,10 @@ func FuzzOpenSeed(f *testing.F) {
 		return append([]byte(doc), bytes.Repeat([]byte(" "), MaxJSONSize+1-len(doc))...)
 	}
 	for name, b := range map[string][]byte{
-		"index.json":    compress(f, retar(f, oci, tarEnt{name: "index.json", data: pad(`{"schemaVersion":2}`)}), testseed.Gzip),
-		"manifest.json": compress(f, retar(f, docker, tarEnt{name: "manifest.json", data: pad(`[]`)}), testseed.Zstd),
+		"index.json":    compress(f, retar(f, oci, tarEnt{Name: "index.json", Body: pad(`{"schemaVersion":2}`)}), testseed.Gzip),
+		"manifest.json": compress(f, retar(f, docker, tarEnt{Name: "manifest.json", Body: pad(`[]`)}), testseed.Zstd),
 	} {
-		p := writeFile(f, filepath.Join(f.TempDir(), "big"), b)
+		p := testutil.WriteFile(f, filepath.Join(f.TempDir(), "big"), b)
 		if s, err := Open(context.Background(), p); err == nil {
 			s.Close()
 			f.Fatalf("a seed with a %d byte %s opened", MaxJSONSize+1, name)
@@ -235,7 +206,7 @@ func FuzzOpenSeed(f *testing.F) {
 	}
 	dir := f.TempDir() // a worker runs one input at a time
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := writeFile(t, filepath.Join(dir, "seed"), data)
+		p := testutil.WriteFile(t, filepath.Join(dir, "seed"), data)
 		withinBudget(t, func(ctx context.Context) { openAndExercise(t, ctx, p) })
 	})
 }
@@ -251,8 +222,8 @@ func FuzzDockerManifest(f *testing.F) {
 	}
 	// More for a manifest to name: a layer under a blobs/ name, links
 	// escaping the archive or looping.
-	base := retar(f, docker, tarEnt{name: blob0, typ: tar.TypeLink, link: layer}, tarEnt{name: blob1, typ: tar.TypeSymlink, link: "/etc/passwd"},
-		tarEnt{name: "loop/a", typ: tar.TypeSymlink, link: "b"}, tarEnt{name: "loop/b", typ: tar.TypeSymlink, link: "a"})
+	base := retar(f, docker, tarEnt{Name: blob0, Type: tar.TypeLink, Link: layer}, tarEnt{Name: blob1, Type: tar.TypeSymlink, Link: "/etc/passwd"},
+		tarEnt{Name: "loop/a", Type: tar.TypeSymlink, Link: "b"}, tarEnt{Name: "loop/b", Type: tar.TypeSymlink, Link: "a"})
 	for _, m := range []string{
 		`[{"Config":"` + cfg + `","RepoTags":["demo:1.0"],"Layers":["` + strings.Join(layers, `","`) + `"]}]`, // as written
 		`[]`, `{}`, `null`, `[{}]`, `[{"Config":"/etc/passwd"}]`, `[{"Config":"` + layer + `","Layers":["` + cfg + `"]}]`,
@@ -264,7 +235,7 @@ func FuzzDockerManifest(f *testing.F) {
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, manifest []byte) {
-		p := writeFile(t, filepath.Join(dir, "docker.tar"), retar(t, base, tarEnt{name: dockerManifestFile, data: manifest}))
+		p := testutil.WriteFile(t, filepath.Join(dir, "docker.tar"), retar(t, base, tarEnt{Name: dockerManifestFile, Body: manifest}))
 		withinBudget(t, func(ctx context.Context) { openAndExercise(t, ctx, p) })
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -243,7 +244,7 @@ func TestRegistryAuth(t *testing.T) {
 	reg := startRegistry(t, testregistry.Options{User: "user", Password: "pass"}, b.Manifest, b.Blobs)
 	ref := reg.Host + "/library/demo:1.0"
 	dockerConfig := func(auths string) string {
-		return writeFile(t, filepath.Join(t.TempDir(), "config.json"), []byte(`{"auths":{`+auths+`}}`))
+		return testutil.WriteFile(t, filepath.Join(t.TempDir(), "config.json"), []byte(`{"auths":{`+auths+`}}`))
 	}
 	auth := base64.StdEncoding.EncodeToString([]byte("user:pass"))
 	for _, tc := range []struct {
@@ -290,7 +291,7 @@ func TestRegistryHostsDir(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "mirror.invalid"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "mirror.invalid", "hosts.toml"), fmt.Appendf(nil,
+	testutil.WriteFile(t, filepath.Join(dir, "mirror.invalid", "hosts.toml"), fmt.Appendf(nil,
 		"server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", reg.URL(), reg.URL()))
 
 	// No PlainHTTP: hosts.toml alone says where and how to connect.

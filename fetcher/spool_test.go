@@ -1,7 +1,6 @@
 package fetcher
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 )
 
 var spoolCodecs = []struct {
@@ -26,18 +26,7 @@ var spoolCodecs = []struct {
 // it returns the seed's path.
 func compressedSeed(t *testing.T, tarball []byte, c testseed.Compression) string {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := testseed.Compress(&buf, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(tarball); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return writeFile(t, filepath.Join(t.TempDir(), "seed.bin"), buf.Bytes())
+	return testutil.WriteFile(t, filepath.Join(t.TempDir(), "seed.bin"), testutil.Archive(t, c, testutil.Bytes(tarball)))
 }
 
 // countSpool counts the bytes that reach spool files until the test ends.
@@ -156,20 +145,10 @@ func TestSpoolCap(t *testing.T) {
 // (0) the whole stream is spooled and the seed fails for what it is.
 func TestSpoolBomb(t *testing.T) {
 	const zeros, limit = 32 << 20, 1 << 20
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: zeros}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(make([]byte, zeros)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	bomb := testutil.RawTar(t, testutil.RawEntry{Name: "blobs/sha256/zeros", Body: make([]byte, zeros)})
 	for _, sc := range spoolCodecs {
 		t.Run(sc.name, func(t *testing.T) {
-			path := compressedSeed(t, buf.Bytes(), sc.c)
+			path := compressedSeed(t, bomb, sc.c)
 			if fi, _ := os.Stat(path); fi.Size() > zeros/100 {
 				t.Fatalf("bomb is %d bytes compressed, not a bomb", fi.Size())
 			}

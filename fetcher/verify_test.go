@@ -1,8 +1,6 @@
 package fetcher
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -22,21 +21,17 @@ import (
 // its path and the layer descriptor.
 func zeroLayerSeed(t *testing.T, n int, c testseed.Compression, mt string) (string, ocispec.Descriptor) {
 	t.Helper()
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
-	tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(n)})
-	tw.Write(make([]byte, n))
-	tw.Close()
-	blob := compress(t, raw.Bytes(), c)
+	raw := testutil.RawTar(t, rawEntry{Name: "zeros", Body: make([]byte, n)})
+	blob := compress(t, raw, c)
 	layer := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
-	cb, _ := json.Marshal(ocispec.Image{Platform: amd64, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(raw.Bytes())}}})
+	cb, _ := json.Marshal(ocispec.Image{Platform: amd64, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(raw)}}})
 	cfg := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
 	mb, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: cfg, Layers: []ocispec.Descriptor{layer}})
 	man := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
-	p := writeFile(t, filepath.Join(t.TempDir(), "seed.tar"), layoutWith(t, man,
-		rawEntry{name: blobPath(man.Digest), body: mb},
-		rawEntry{name: blobPath(cfg.Digest), body: cb},
-		rawEntry{name: blobPath(layer.Digest), body: blob}))
+	p := testutil.WriteFile(t, filepath.Join(t.TempDir(), "seed.tar"), layoutWith(t, man,
+		rawEntry{Name: blobPath(man.Digest), Body: mb},
+		rawEntry{Name: blobPath(cfg.Digest), Body: cb},
+		rawEntry{Name: blobPath(layer.Digest), Body: blob}))
 	return p, layer
 }
 

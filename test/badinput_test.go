@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,69 +11,16 @@ import (
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// impTarFiles returns the regular files of a tar by name.
-func impTarFiles(t *testing.T, b []byte) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	tr := tar.NewReader(bytes.NewReader(b))
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			p, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[h.Name] = string(p)
-		}
-	}
-}
+var impTarFiles = testutil.TarFiles
 
-// impRawEntry is a hand-made tar entry, for archives no tool would write
-// (as in fetcher/bad_test.go).
-type impRawEntry struct {
-	name, link string
-	typ        byte
-	body       []byte
-}
-
-func impRawTar(t *testing.T, es []impRawEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range es {
-		typ := e.typ
-		if typ == 0 {
-			typ = tar.TypeReg
-		}
-		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: typ, Mode: 0o644, Size: int64(len(e.body))}
-		if typ != tar.TypeReg {
-			hdr.Size = 0
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if typ == tar.TypeReg {
-			if _, err := tw.Write(e.body); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+// impRawEntry is a hand-made tar entry, for archives no tool would write.
+type impRawEntry = testutil.RawEntry
 
 const impOciLayoutBody = `{"imageLayoutVersion":"1.0.0"}`
 
@@ -87,23 +32,19 @@ func impLayoutWith(t *testing.T, entries []ocispec.Descriptor, extra ...impRawEn
 		t.Fatal(err)
 	}
 	es := []impRawEntry{
-		{name: "oci-layout", body: []byte(impOciLayoutBody)},
-		{name: "index.json", body: idx},
+		{Name: "oci-layout", Body: []byte(impOciLayoutBody)},
+		{Name: "index.json", Body: idx},
 	}
-	return impRawTar(t, append(es, extra...))
+	return testutil.RawTar(t, append(es, extra...)...)
 }
 
 func impBlobEntry(d digest.Digest, p []byte) impRawEntry {
-	return impRawEntry{name: "blobs/sha256/" + d.Encoded(), body: p}
+	return impRawEntry{Name: "blobs/sha256/" + d.Encoded(), Body: p}
 }
 
 func impWriteBytes(t *testing.T, name string, p []byte) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, p, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return testutil.WriteFile(t, filepath.Join(t.TempDir(), name), p)
 }
 
 // impNamedEntry is desc as Seed.Add names it.
@@ -239,7 +180,7 @@ func TestImportBadInputs(t *testing.T) {
 			var extra []impRawEntry
 			for d, p := range b.Blobs {
 				if d == top {
-					extra = append(extra, impRawEntry{name: "blobs/sha256/" + d.Encoded(), typ: tar.TypeSymlink, link: "/etc/passwd"})
+					extra = append(extra, impRawEntry{Name: "blobs/sha256/" + d.Encoded(), Type: tar.TypeSymlink, Link: "/etc/passwd"})
 				} else {
 					extra = append(extra, impBlobEntry(d, p))
 				}
@@ -248,10 +189,10 @@ func TestImportBadInputs(t *testing.T) {
 			return impBadCase{seed, b, top, "link points outside the archive"}
 		}},
 		{"broken-index", func(t *testing.T) impBadCase {
-			return impBadCase{seed: impWriteBytes(t, "seed.tar", impRawTar(t, []impRawEntry{
-				{name: "oci-layout", body: []byte(impOciLayoutBody)},
-				{name: "index.json", body: []byte(`{"manifests": [`)},
-			})), cause: "index.json: not a valid image index"}
+			return impBadCase{seed: impWriteBytes(t, "seed.tar", testutil.RawTar(t, []impRawEntry{
+				{Name: "oci-layout", Body: []byte(impOciLayoutBody)},
+				{Name: "index.json", Body: []byte(`{"manifests": [`)},
+			}...)), cause: "index.json: not a valid image index"}
 		}},
 		{"not-a-tar", func(t *testing.T) impBadCase {
 			return impBadCase{seed: impWriteBytes(t, "seed.tar", []byte(strings.Repeat("hello, I am not a tar\n", 100))), cause: "not a tar archive"}

@@ -16,8 +16,9 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/errdefs"
-	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
+	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -92,11 +93,7 @@ func impAssertUnpacked(t *testing.T, ns string, names ...string) {
 // impSeedLeases lists the leases ctr-seed created in ns.
 func impSeedLeases(t *testing.T, ns string) []leases.Lease {
 	t.Helper()
-	ls, err := dclient(t).LeasesService().List(nsCtx(ns), `labels."`+importer.LeaseLabel+`"`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ls
+	return harness.SeedLeases(t, dclient(t), ns)
 }
 
 // impSummary is one "imported NAMES DIGEST: X from seed, Y from registry, Ts" line.
@@ -133,13 +130,7 @@ func impParseStdout(t *testing.T, stdout string) (wrote []string, sums []impSumm
 	return wrote, sums
 }
 
-func impLines(s string) []string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
+var impLines = testutil.Lines
 
 func impOciSeedOf(t *testing.T, named ...*testseed.Built) *testseed.Seed {
 	t.Helper()

@@ -3,7 +3,6 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,9 +13,8 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -46,21 +44,13 @@ func testMain(m *testing.M) int {
 	}
 	code := m.Run()
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "containerd log tail:\n%s\n", tailLines(daemon.Log(), 40))
+		fmt.Fprintf(os.Stderr, "containerd log tail:\n%s\n", testutil.Tail(daemon.Log(), 40))
 	}
 	if err := daemon.Cleanup(); err != nil {
 		fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
 		return 1
 	}
 	return code
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // result is what a command printed and how it exited.
@@ -120,9 +110,7 @@ func namespace(t *testing.T) string {
 
 func dclient(t *testing.T) *client.Client { return daemon.Client(t) }
 
-func nsCtx(ns string) context.Context {
-	return namespaces.WithNamespace(context.Background(), ns)
-}
+var nsCtx = harness.NSContext
 
 // imageMap lists the image records of ns by name.
 func imageMap(t *testing.T, ns string) map[string]images.Image {
@@ -138,32 +126,11 @@ func imageMap(t *testing.T, ns string) map[string]images.Image {
 	return m
 }
 
-// assertNothingLeft checks that ns holds no image, no ctr-seed lease and
-// no snapshot: what a failed import must leave.
+// assertNothingLeft checks that ns holds no image, no ctr-seed lease, no
+// snapshot and no ingest: what a failed import must leave.
 func assertNothingLeft(t *testing.T, ns string) {
 	t.Helper()
-	ctx := nsCtx(ns)
-	c := dclient(t)
-	if imgs := imageMap(t, ns); len(imgs) != 0 {
-		t.Errorf("images left behind: %v", keys(imgs))
-	}
-	ls, err := c.LeasesService().List(ctx, fmt.Sprintf("labels.%q", importer.LeaseLabel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ls) != 0 {
-		t.Errorf("leases left behind: %v", ls)
-	}
-	var snaps []string
-	if err := c.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, i snapshotInfo) error {
-		snaps = append(snaps, i.Name)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if len(snaps) != 0 {
-		t.Errorf("snapshots left behind: %v", snaps)
-	}
+	harness.AssertNothingLeft(t, dclient(t), ns)
 }
 
 func keys[V any](m map[string]V) []string {
@@ -190,35 +157,15 @@ func uniqueImage(t *testing.T, name string, p ocispec.Platform, docker bool, c t
 	return b
 }
 
-// writeSeed writes an OCI seed (tar, optionally compressed) into the
+// writeOCI writes an OCI seed (tar, optionally compressed) into the
 // test's temp dir.
 func writeOCI(t *testing.T, s *testseed.Seed, c testseed.Compression) string {
 	t.Helper()
-	return writeArchive(t, "seed.tar", c, s.WriteOCITar)
+	return testutil.WriteFile(t, filepath.Join(t.TempDir(), "seed.tar"), testutil.Archive(t, c, s.WriteOCITar))
 }
 
 func writeDocker(t *testing.T, imgs []testseed.DockerImage, c testseed.Compression) string {
 	t.Helper()
-	return writeArchive(t, "docker.tar", c, func(w ioWriter) error { return testseed.WriteDockerTar(w, imgs) })
-}
-
-func writeArchive(t *testing.T, name string, c testseed.Compression, fn func(ioWriter) error) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := testseed.Compress(f, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fn(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	write := func(w ioWriter) error { return testseed.WriteDockerTar(w, imgs) }
+	return testutil.WriteFile(t, filepath.Join(t.TempDir(), "docker.tar"), testutil.Archive(t, c, write))
 }

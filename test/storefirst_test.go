@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -37,7 +38,7 @@ func TestUnpackReadsStoreNotSeed(t *testing.T) {
 
 	r := mustImport(t, ns, "--debug", corrupt)
 	if !strings.Contains(r.stderr, "applying layer in process") {
-		t.Errorf("the layers were not applied in process:\n%s", tailLines(r.stderr, 20))
+		t.Errorf("the layers were not applied in process:\n%s", testutil.Tail(r.stderr, 20))
 	}
 	impAssertUnpacked(t, ns, b.Name)
 	if got := imageMap(t, ns)[b.Name].Target.Digest; got != b.Manifest.Digest {
@@ -57,7 +58,7 @@ func TestHostileSeedRefusedWhenStoreHasBlobs(t *testing.T) {
 		cause string
 	}{
 		{"symlink-to-shadow", func(d digest.Digest, _ []byte) impRawEntry {
-			return impRawEntry{name: "blobs/sha256/" + d.Encoded(), typ: tar.TypeSymlink, link: "/etc/shadow"}
+			return impRawEntry{Name: "blobs/sha256/" + d.Encoded(), Type: tar.TypeSymlink, Link: "/etc/shadow"}
 		}, "link points outside the archive"},
 		{"short-entry", func(d digest.Digest, p []byte) impRawEntry {
 			return impBlobEntry(d, p[:len(p)-1])

@@ -1,41 +1,24 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 )
 
 // gzipBomb writes a gzip-compressed tar of n zero bytes (no seed) and
 // returns its path.
 func gzipBomb(t *testing.T, n int64) string {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: n}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(make([]byte, n)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "bomb.tar.gz")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	zeros := testutil.RawTar(t, testutil.RawEntry{Name: "zeros", Body: make([]byte, n)})
+	return testutil.WriteFile(t, filepath.Join(t.TempDir(), "bomb.tar.gz"), testutil.Archive(t, testseed.Gzip, testutil.Bytes(zeros)))
 }
 
 // TestMaxSpoolBytes: ls and verify pass --max-spool-bytes (or

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/progress"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
 
@@ -266,7 +267,7 @@ func (b *bench) timed(ctx context.Context, d *harness.Daemon, c string, t tool, 
 		fmt.Printf("$ %s\n%s", strings.Join(argv, " "), out.String())
 	}
 	if err != nil {
-		return s, fmt.Errorf("%s %s: %w\n--- containerd log tail:\n%s", t.name, c, err, tailLines(d.Log(), 30))
+		return s, fmt.Errorf("%s %s: %w\n--- containerd log tail:\n%s", t.name, c, err, testutil.Tail(d.Log(), 30))
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.rssKiB = ru.Maxrss
@@ -330,12 +331,4 @@ func (t *tailBuffer) String() string {
 		return string(t.b[len(t.b)-t.max:])
 	}
 	return string(t.b)
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n") + "\n"
 }

@@ -33,22 +33,18 @@ const (
 // only checks its value (about 1 h from the kill); that the next import
 // cleans up without waiting for it is what is asserted.
 func TestKilledMidway(t *testing.T) {
-	d := startDaemon(t, harness.DaemonOptions{})
-	c := d.Client(t)
 	ns := "kill"
-
-	p := startCtrSeed(t, d, ns, "import", seed.Path)
-	st, snaps := waitMidway(t, c, ns, p)
+	d, c, p, st, snaps := importMidway(t, ns)
 	killedAt := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	r := p.wait(t, 10*time.Second)
+	r := p.Wait(t, 10*time.Second)
 	t.Logf("killed with %d of %d bytes of the big layer written", st.Offset, st.Total)
-	if r.signal != syscall.SIGKILL {
+	if r.Signal != syscall.SIGKILL {
 		t.Fatalf("ctr-seed was not killed by SIGKILL: %s", r)
 	}
-	if _, imported := parseStdout(t, r.stdout); len(imported) != 0 {
+	if _, imported := parseStdout(t, r.Stdout); len(imported) != 0 {
 		t.Errorf("an imported line from the killed import: %q", imported)
 	}
 	if imgs := imageTargets(t, c, ns); len(imgs) != 0 {
@@ -56,17 +52,17 @@ func TestKilledMidway(t *testing.T) {
 	}
 
 	// Its lease is there, owned by the dead process.
-	ls := seedLeases(t, c, ns)
+	ls := harness.SeedLeases(t, c, ns)
 	if len(ls) != 1 {
 		t.Fatalf("after the kill: %d ctr-seed leases, want 1: %v", len(ls), ls)
 	}
 	stale := ls[0]
 	host, _ := os.Hostname()
 	owner := stale.Labels[leaseOwnerLabel]
-	if parts := strings.Split(owner, ":"); len(parts) != 3 || parts[0] != host || parts[1] != strconv.Itoa(p.cmd.Process.Pid) || parts[2] == "" {
-		t.Errorf("lease %s: owner %q, want %s:%d:<start time>", stale.ID, owner, host, p.cmd.Process.Pid)
+	if parts := strings.Split(owner, ":"); len(parts) != 3 || parts[0] != host || parts[1] != strconv.Itoa(p.Pid()) || parts[2] == "" {
+		t.Errorf("lease %s: owner %q, want %s:%d:<start time>", stale.ID, owner, host, p.Pid())
 	}
-	if st := procstat.StartTime(p.cmd.Process.Pid); st != "" && strings.HasSuffix(owner, ":"+st) {
+	if st := procstat.StartTime(p.Pid()); st != "" && strings.HasSuffix(owner, ":"+st) {
 		t.Errorf("lease owner %q: a process with that pid and start time still runs", owner)
 	}
 	if exp, err := time.Parse(time.RFC3339, stale.Labels[leaseExpireLabel]); err != nil {
@@ -76,8 +72,8 @@ func TestKilledMidway(t *testing.T) {
 	}
 	// The lease holds what the import wrote: a partial ingest of the big
 	// layer and snapshots of small ones.
-	in := ingests(t, c, ns)
-	committed, other := snapshotList(t, c, ns)
+	in := harness.Ingests(t, c, ns)
+	committed, other := harness.Snapshots(t, c, ns)
 	t.Logf("left by the killed import: ingests %v; blobs %v; snapshots %v %v", in, blobsPresent(t, c, ns), committed, other)
 	if !slices.ContainsFunc(in, func(s string) bool { return strings.Contains(s, seed.Big.Digest.Encoded()) }) {
 		t.Errorf("no partial ingest of the big layer after the kill: %v", in)
@@ -88,13 +84,13 @@ func TestKilledMidway(t *testing.T) {
 
 	// The next import succeeds and drops the dead owner's lease.
 	r2 := mustImport(t, d, ns)
-	if _, imported := parseStdout(t, r2.stdout); len(imported) != 1 {
-		t.Errorf("next import: %d imported lines, want 1:\n%s", len(imported), r2.stdout)
+	if _, imported := parseStdout(t, r2.Stdout); len(imported) != 1 {
+		t.Errorf("next import: %d imported lines, want 1:\n%s", len(imported), r2.Stdout)
 	}
-	if r2.stderr != "" {
-		t.Errorf("next import: stderr %q", r2.stderr)
+	if r2.Stderr != "" {
+		t.Errorf("next import: stderr %q", r2.Stderr)
 	}
-	for _, l := range seedLeases(t, c, ns) {
+	for _, l := range harness.SeedLeases(t, c, ns) {
 		if l.ID == stale.ID || l.Labels[leaseOwnerLabel] == owner {
 			t.Errorf("the killed import's lease is still there: %+v", l)
 		}
@@ -112,38 +108,27 @@ func TestKilledMidway(t *testing.T) {
 func TestInterruptedMidway(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[sig], func(t *testing.T) {
-			d := startDaemon(t, harness.DaemonOptions{})
-			c := d.Client(t)
 			ns := "interrupt"
-
-			p := startCtrSeed(t, d, ns, "import", seed.Path)
-			st, snaps := waitMidway(t, c, ns, p)
+			_, c, p, st, snaps := importMidway(t, ns)
 			sent := time.Now()
-			if err := p.cmd.Process.Signal(sig); err != nil {
+			if err := p.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			r := p.wait(t, 30*time.Second)
+			r := p.Wait(t, 30*time.Second)
 			took := time.Since(sent)
-			t.Logf("%v with %d of %d bytes of the big layer written and %d snapshots made; exited %d after %v\nstderr: %s", sig, st.Offset, st.Total, snaps, r.code, took.Round(time.Millisecond), r.stderr)
-			if want := 128 + int(sig); r.code != want {
-				t.Errorf("exit %d, want %d: %s", r.code, want, r)
+			t.Logf("%v with %d of %d bytes of the big layer written and %d snapshots made; exited %d after %v\nstderr: %s", sig, st.Offset, st.Total, snaps, r.Code, took.Round(time.Millisecond), r.Stderr)
+			if want := 128 + int(sig); r.Code != want {
+				t.Errorf("exit %d, want %d: %s", r.Code, want, r)
 			}
 			if took > 10*time.Second {
 				t.Errorf("took %v to exit after %v, want < 10s", took, sig)
 			}
-			wrote, imported := parseStdout(t, r.stdout)
-			if len(imported) != 0 {
-				t.Errorf("imported lines from an interrupted import: %q", imported)
-			}
-			if slices.Contains(wrote, short(seed.Big.Digest)) {
-				t.Errorf("a wrote line for the big layer, whose write was interrupted:\n%s", r.stdout)
-			}
-			el := errorLines(t, r.stderr)
+			el := assertFailedOutput(t, r, "whose write was interrupted")
 			if len(el) != 1 || !strings.HasPrefix(el[0], imageLine()) {
-				t.Errorf("stderr:\n%s\nwant one line starting %q", r.stderr, imageLine())
+				t.Errorf("stderr:\n%s\nwant one line starting %q", r.Stderr, imageLine())
 			}
-			if name := unix.SignalName(sig); !strings.HasSuffix(strings.TrimSpace(r.stderr), "stopped by "+name) {
-				t.Errorf("stderr does not end with why it stopped (%q):\n%s", "stopped by "+name, r.stderr)
+			if name := unix.SignalName(sig); !strings.HasSuffix(strings.TrimSpace(r.Stderr), "stopped by "+name) {
+				t.Errorf("stderr does not end with why it stopped (%q):\n%s", "stopped by "+name, r.Stderr)
 			}
 			assertNothingLeft(t, c, ns)
 		})
@@ -162,46 +147,35 @@ func TestInterruptedMidway(t *testing.T) {
 func TestDaemonRestartedMidway(t *testing.T) {
 	for _, down := range []bool{false, true} {
 		t.Run(map[bool]string{false: "restart", true: "down"}[down], func(t *testing.T) {
-			d := startDaemon(t, harness.DaemonOptions{})
-			c := d.Client(t)
 			ns := "restart"
-
-			p := startCtrSeed(t, d, ns, "import", seed.Path)
-			st, _ := waitMidway(t, c, ns, p)
+			d, c, p, st, _ := importMidway(t, ns)
 			t0 := time.Now()
 			var r result
 			if down {
 				d.Stop(t)
-				r = p.wait(t, time.Minute)
+				r = p.Wait(t, time.Minute)
 				t.Logf("stopped containerd with %d of %d bytes of the big layer written; ctr-seed exited %v later", st.Offset, st.Total, time.Since(t0).Round(time.Millisecond))
 				d.Restart(t)
 			} else {
 				d.Restart(t)
 				t.Logf("restarted containerd in %v with %d of %d bytes of the big layer written", time.Since(t0).Round(time.Millisecond), st.Offset, st.Total)
-				r = p.wait(t, time.Minute)
+				r = p.Wait(t, time.Minute)
 			}
 			t.Logf("ctr-seed: %s", r)
-			if r.code != 1 {
-				t.Errorf("exit %d, want 1", r.code)
+			if r.Code != 1 {
+				t.Errorf("exit %d, want 1", r.Code)
 			}
-			wrote, imported := parseStdout(t, r.stdout)
-			if len(imported) != 0 {
-				t.Errorf("imported lines from a failed import: %q", imported)
-			}
-			if slices.Contains(wrote, short(seed.Big.Digest)) {
-				t.Errorf("a wrote line for the big layer, whose write failed:\n%s", r.stdout)
-			}
-			el := errorLines(t, r.stderr)
+			el := assertFailedOutput(t, r, "whose write failed")
 			if len(el) == 0 || !strings.HasPrefix(el[0], imageLine()) {
-				t.Errorf("stderr:\n%s\nwant a first line starting %q", r.stderr, imageLine())
+				t.Errorf("stderr:\n%s\nwant a first line starting %q", r.Stderr, imageLine())
 			}
-			left := seedLeases(t, c, ns)
+			left := harness.SeedLeases(t, c, ns)
 			switch {
 			case len(el) == 1 && len(left) == 0:
 			case len(el) == 2 && len(left) == 1 && strings.HasPrefix(el[1], "ctr-seed: deleting lease "+left[0].ID+": "):
 				t.Logf("the lease could not be deleted: %s", el[1])
 			default:
-				t.Errorf("stderr:\n%s\nleft leases %v: want one line and no lease, or a second line about the lease left", r.stderr, left)
+				t.Errorf("stderr:\n%s\nleft leases %v: want one line and no lease, or a second line about the lease left", r.Stderr, left)
 			}
 			if down && len(left) != 1 {
 				t.Errorf("containerd was down when ctr-seed exited, yet %d leases are left", len(left))
@@ -209,11 +183,11 @@ func TestDaemonRestartedMidway(t *testing.T) {
 			if imgs := imageTargets(t, c, ns); len(imgs) != 0 {
 				t.Errorf("image records after the failed import: %v", imgs)
 			}
-			t.Logf("left: leases %v, ingests %v, blobs %v", left, ingests(t, c, ns), blobsPresent(t, c, ns))
+			t.Logf("left: leases %v, ingests %v, blobs %v", left, harness.Ingests(t, c, ns), blobsPresent(t, c, ns))
 
 			r2 := mustImport(t, d, ns)
-			if r2.stderr != "" {
-				t.Errorf("next import: stderr %q", r2.stderr)
+			if r2.Stderr != "" {
+				t.Errorf("next import: stderr %q", r2.Stderr)
 			}
 			assertImported(t, c, ns)
 			assertSameAsClean(t, d, c, ns)
@@ -234,15 +208,15 @@ func TestConcurrentImports(t *testing.T) {
 
 	a := startCtrSeed(t, d, ns, "import", seed.Path)
 	b := startCtrSeed(t, d, ns, "import", seed.Path)
-	ra, rb := a.wait(t, time.Minute), b.wait(t, time.Minute)
+	ra, rb := a.Wait(t, time.Minute), b.Wait(t, time.Minute)
 	written := map[string][]string{}
 	for i, r := range []result{ra, rb} {
 		name := string(rune('A' + i))
 		t.Logf("%s: %s", name, r)
-		if r.code != 0 || r.stderr != "" {
-			t.Errorf("import %s: exit %d, stderr %q", name, r.code, r.stderr)
+		if r.Code != 0 || r.Stderr != "" {
+			t.Errorf("import %s: exit %d, stderr %q", name, r.Code, r.Stderr)
 		}
-		wrote, imported := parseStdout(t, r.stdout)
+		wrote, imported := parseStdout(t, r.Stdout)
 		if len(imported) != 1 || !strings.HasPrefix(imported[0], "imported "+seed.Name+" "+seed.Manifest.Digest.String()+": ") {
 			t.Errorf("import %s: imported lines %q, want one for %s", name, imported, seed.Name)
 		}

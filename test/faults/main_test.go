@@ -7,27 +7,21 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -75,133 +69,37 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-// startDaemon is a private containerd for one test; its log tail is
-// printed if the test fails.
+// startDaemon is a private containerd for one test, CRI off.
 func startDaemon(t *testing.T, opts harness.DaemonOptions) *harness.Daemon {
 	t.Helper()
 	opts.DisableCRI = true
-	d := harness.StartDaemon(t, opts)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd log tail:\n%s", tailLines(d.Log(), 40))
-		}
-	})
-	return d
+	return harness.StartDaemon(t, opts)
 }
 
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func nsCtx(ns string) context.Context {
-	return namespaces.WithNamespace(context.Background(), ns)
-}
+var nsCtx = harness.NSContext
 
 // ---- running ctr-seed ----
 
-// result is what a command printed and how it exited.
-type result struct {
-	stdout, stderr string
-	code           int            // exit code; -1 if killed by a signal
-	signal         syscall.Signal // the signal that killed it, if any
-	elapsed        time.Duration  // from start to exit
-}
+type result = harness.Result
 
-func (r result) String() string {
-	how := fmt.Sprintf("exit %d", r.code)
-	if r.signal != 0 {
-		how = "killed by " + r.signal.String()
-	}
-	return fmt.Sprintf("%s after %v\nstdout:\n%s\nstderr:\n%s", how, r.elapsed.Round(time.Millisecond), r.stdout, r.stderr)
-}
-
-// proc is a ctr-seed process running in the background.
-type proc struct {
-	cmd       *exec.Cmd
-	out, errb bytes.Buffer
-	start     time.Time
-	done      chan struct{}
-	res       result
-}
-
-// startCtrSeed starts ctr-seed against d in namespace ns. The process is
-// killed at cleanup if the test left it running.
-func startCtrSeed(t *testing.T, d *harness.Daemon, ns string, args ...string) *proc {
+// startCtrSeed starts ctr-seed against d in namespace ns, in the
+// background.
+func startCtrSeed(t *testing.T, d *harness.Daemon, ns string, args ...string) *harness.Proc {
 	t.Helper()
-	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(ctrSeed, append([]string{"--address", d.Address, "--namespace", ns}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errb
-	p.start = time.Now()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting ctr-seed: %v", err)
-	}
-	go func() {
-		err := p.cmd.Wait()
-		p.res = result{stdout: p.out.String(), stderr: p.errb.String(), elapsed: time.Since(p.start)}
-		var ee *exec.ExitError
-		switch {
-		case errors.As(err, &ee):
-			p.res.code = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				p.res.signal = ws.Signal()
-			}
-		case err != nil:
-			p.res.code, p.res.stderr = -1, p.res.stderr+"\n(wait: "+err.Error()+")"
-		}
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// exited reports whether the process has exited.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits for the process to exit, failing the test after timeout.
-func (p *proc) wait(t *testing.T, timeout time.Duration) result {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.res
-	case <-time.After(timeout):
-		p.cmd.Process.Signal(syscall.SIGQUIT) // a goroutine dump on stderr
-		time.Sleep(time.Second)
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("ctr-seed %v still running after %v; killed\n%s", p.cmd.Args[5:], timeout, p.res)
-		return result{}
-	}
+	return harness.Start(t, harness.Cmd{Argv: append([]string{ctrSeed, "--address", d.Address, "--namespace", ns}, args...)})
 }
 
 // run runs ctr-seed to completion.
 func run(t *testing.T, d *harness.Daemon, ns string, args ...string) result {
 	t.Helper()
-	return startCtrSeed(t, d, ns, args...).wait(t, 2*time.Minute)
+	return startCtrSeed(t, d, ns, args...).Wait(t, 2*time.Minute)
 }
 
 // mustImport imports the seed and fails the test unless ctr-seed exits 0.
 func mustImport(t *testing.T, d *harness.Daemon, ns string) result {
 	t.Helper()
 	r := run(t, d, ns, "import", seed.Path)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("ctr-seed import into %s: %s", ns, r)
 	}
 	return r
@@ -214,13 +112,13 @@ func mustImport(t *testing.T, d *harness.Daemon, ns string) result {
 // machine that can lag, so past 60% of the big layer it does not wait for
 // one). It returns the ingest's status and the number of snapshots, and
 // fails the test if p exits first or the moment never comes.
-func waitMidway(t *testing.T, c *client.Client, ns string, p *proc) (content.Status, int) {
+func waitMidway(t *testing.T, c *client.Client, ns string, p *harness.Proc) (content.Status, int) {
 	t.Helper()
 	ctx := nsCtx(ns)
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		if p.exited() {
-			t.Fatalf("ctr-seed exited before it was midway:\n%s", p.res)
+		if err := p.Running(); err != nil {
+			t.Fatalf("before it was midway: %v", err)
 		}
 		sts, err := c.ContentStore().ListStatuses(ctx)
 		if err != nil {
@@ -239,8 +137,20 @@ func waitMidway(t *testing.T, c *client.Client, ns string, p *proc) (content.Sta
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	t.Fatalf("ctr-seed not midway after a minute: ingests %v", ingests(t, c, ns))
+	t.Fatalf("ctr-seed not midway after a minute: ingests %v", harness.Ingests(t, c, ns))
 	return content.Status{}, 0
+}
+
+// importMidway starts a daemon of the test's own and an import of the
+// seed into ns, and returns them once the import is midway, with what
+// waitMidway saw.
+func importMidway(t *testing.T, ns string) (*harness.Daemon, *client.Client, *harness.Proc, content.Status, int) {
+	t.Helper()
+	d := startDaemon(t, harness.DaemonOptions{})
+	c := d.Client(t)
+	p := startCtrSeed(t, d, ns, "import", seed.Path)
+	st, snaps := waitMidway(t, c, ns, p)
+	return d, c, p, st, snaps
 }
 
 // ---- stdout ----
@@ -255,7 +165,7 @@ var (
 // the test.
 func parseStdout(t *testing.T, stdout string) (wrote []string, imported []string) {
 	t.Helper()
-	for _, l := range lines(stdout) {
+	for _, l := range testutil.Lines(stdout) {
 		if m := wroteRE.FindStringSubmatch(l); m != nil {
 			wrote = append(wrote, m[1])
 		} else if importedRE.MatchString(l) {
@@ -265,14 +175,6 @@ func parseStdout(t *testing.T, stdout string) (wrote []string, imported []string
 		}
 	}
 	return wrote, imported
-}
-
-func lines(s string) []string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
 }
 
 func short(d digest.Digest) string { return d.Algorithm().String() + ":" + d.Encoded()[:12] }
@@ -293,50 +195,6 @@ func imageTargets(t *testing.T, c *client.Client, ns string) map[string]digest.D
 	return out
 }
 
-// snapshotList is every snapshot of ns: committed ones as name<-parent,
-// others as kind:name.
-func snapshotList(t *testing.T, c *client.Client, ns string) (committed, other []string) {
-	t.Helper()
-	err := c.SnapshotService("overlayfs").Walk(nsCtx(ns), func(_ context.Context, i snapshots.Info) error {
-		if i.Kind == snapshots.KindCommitted {
-			committed = append(committed, i.Name+"<-"+i.Parent)
-		} else {
-			other = append(other, i.Kind.String()+":"+i.Name)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(committed)
-	slices.Sort(other)
-	return committed, other
-}
-
-// seedLeases lists the leases ctr-seed created in ns.
-func seedLeases(t *testing.T, c *client.Client, ns string) []leases.Lease {
-	t.Helper()
-	ls, err := c.LeasesService().List(nsCtx(ns), fmt.Sprintf("labels.%q", importer.LeaseLabel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ls
-}
-
-// ingests lists the partial writes ns holds.
-func ingests(t *testing.T, c *client.Client, ns string) []string {
-	t.Helper()
-	sts, err := c.ContentStore().ListStatuses(nsCtx(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, st := range sts {
-		out = append(out, fmt.Sprintf("%s (%d/%d)", st.Ref, st.Offset, st.Total))
-	}
-	return out
-}
-
 // blobsPresent lists which of the seed's blobs ns can see.
 func blobsPresent(t *testing.T, c *client.Client, ns string) []string {
 	t.Helper()
@@ -349,26 +207,31 @@ func blobsPresent(t *testing.T, c *client.Client, ns string) []string {
 	return out
 }
 
-// assertNothingLeft checks that ns holds no image, no ctr-seed lease, no
-// snapshot, no ingest and none of the seed's blobs: what a failed or
-// interrupted import must leave.
+// assertNothingLeft checks that ns holds nothing of the seed: what a
+// failed or interrupted import must leave.
 func assertNothingLeft(t *testing.T, c *client.Client, ns string) {
 	t.Helper()
-	if imgs := imageTargets(t, c, ns); len(imgs) != 0 {
-		t.Errorf("images left behind: %v", imgs)
+	var blobs []digest.Digest
+	for _, d := range seed.Blobs() {
+		blobs = append(blobs, d.Digest)
 	}
-	if ls := seedLeases(t, c, ns); len(ls) != 0 {
-		t.Errorf("leases left behind: %v", ls)
+	harness.AssertNothingLeft(t, c, ns, blobs...)
+}
+
+// assertFailedOutput checks what a failed or interrupted import printed:
+// no summary line, no wrote line for the big layer (whose write did not
+// complete: why), and only ctr-seed's own lines on stderr, which it
+// returns.
+func assertFailedOutput(t *testing.T, r result, why string) []string {
+	t.Helper()
+	wrote, imported := parseStdout(t, r.Stdout)
+	if len(imported) != 0 {
+		t.Errorf("imported lines from a failed import: %q", imported)
 	}
-	if committed, other := snapshotList(t, c, ns); len(committed)+len(other) != 0 {
-		t.Errorf("snapshots left behind: %v %v", committed, other)
+	if slices.Contains(wrote, short(seed.Big.Digest)) {
+		t.Errorf("a wrote line for the big layer, %s:\n%s", why, r.Stdout)
 	}
-	if in := ingests(t, c, ns); len(in) != 0 {
-		t.Errorf("ingests left behind: %v", in)
-	}
-	if bs := blobsPresent(t, c, ns); len(bs) != 0 {
-		t.Errorf("blobs left behind: %v", bs)
-	}
+	return errorLines(t, r.Stderr)
 }
 
 // assertImported checks that ns holds exactly the seed's image, unpacked,
@@ -386,13 +249,11 @@ func assertImported(t *testing.T, c *client.Client, ns string) {
 	if ok, err := img.IsUnpacked(nsCtx(ns), "overlayfs"); err != nil || !ok {
 		t.Errorf("image %s: unpacked = %v, %v", seed.Name, ok, err)
 	}
-	if ls := seedLeases(t, c, ns); len(ls) != 0 {
-		t.Errorf("leases left in %s: %v", ns, ls)
-	}
-	if in := ingests(t, c, ns); len(in) != 0 {
+	harness.AssertNoSeedLeases(t, c, ns)
+	if in := harness.Ingests(t, c, ns); len(in) != 0 {
 		t.Errorf("ingests left in %s: %v", ns, in)
 	}
-	if _, other := snapshotList(t, c, ns); len(other) != 0 {
+	if _, other := harness.Snapshots(t, c, ns); len(other) != 0 {
 		t.Errorf("uncommitted snapshots left in %s: %v", ns, other)
 	}
 }
@@ -408,8 +269,8 @@ func assertSameAsClean(t *testing.T, d *harness.Daemon, c *client.Client, ns str
 	if got, want := imageTargets(t, c, ns), imageTargets(t, c, clean); !maps.Equal(got, want) {
 		t.Errorf("images: %v, a clean import gives %v", got, want)
 	}
-	got, _ := snapshotList(t, c, ns)
-	want, _ := snapshotList(t, c, clean)
+	got, _ := harness.Snapshots(t, c, ns)
+	want, _ := harness.Snapshots(t, c, clean)
 	if len(want) != len(seed.Layers) {
 		t.Errorf("a clean import made %d snapshots, want one per layer (%d): %v", len(want), len(seed.Layers), want)
 	}
@@ -421,7 +282,7 @@ func assertSameAsClean(t *testing.T, d *harness.Daemon, c *client.Client, ns str
 // errorLines checks that every line on stderr is ctr-seed's own and returns them.
 func errorLines(t *testing.T, stderr string) []string {
 	t.Helper()
-	ls := lines(stderr)
+	ls := testutil.Lines(stderr)
 	for _, l := range ls {
 		if !strings.HasPrefix(l, "ctr-seed: ") {
 			t.Errorf("stderr line not ctr-seed's: %q", l)

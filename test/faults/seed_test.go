@@ -16,6 +16,7 @@ import (
 	"slices"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -93,17 +94,6 @@ func smallLayer(i int, key string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // writeBigSeed writes the seed into dir: layers small, big (bigBytes of
 // random data), small, small, small. key makes the content unique.
 func writeBigSeed(dir, key string, bigBytes int64) (*bigSeed, error) {
@@ -114,11 +104,11 @@ func writeBigSeed(dir, key string, bigBytes int64) (*bigSeed, error) {
 		var desc ocispec.Descriptor
 		if i == 1 {
 			h := sha256.New()
-			cw := &countingWriter{w: h}
-			if err := randomLayer(cw, key, bigBytes); err != nil {
+			var n testutil.ByteCount
+			if err := randomLayer(io.MultiWriter(h, &n), key, bigBytes); err != nil {
 				return nil, err
 			}
-			desc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.NewDigest(digest.SHA256, h), Size: cw.n}
+			desc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.NewDigest(digest.SHA256, h), Size: int64(n)}
 			s.Big = desc
 		} else {
 			b, err := smallLayer(i, key)

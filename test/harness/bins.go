@@ -130,8 +130,7 @@ func buildLocked(root, dir string, b Bins) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	ldflags := "-X " + containerdModule + "/version.Version=" + strings.TrimPrefix(b.Version, "v")
-	if _, err := goOutput(root, "build", "-trimpath", "-ldflags", ldflags, "-o", tmp+string(os.PathSeparator),
+	if _, err := goOutput(root, "build", "-trimpath", "-ldflags", b.VersionLDFlag(), "-o", tmp+string(os.PathSeparator),
 		containerdModule+"/cmd/containerd", containerdModule+"/cmd/ctr"); err != nil {
 		return err
 	}
@@ -142,6 +141,13 @@ func buildLocked(root, dir string, b Bins) error {
 	}
 	// The stamp goes last: its presence vouches for both binaries.
 	return os.WriteFile(stamp, []byte(buildRecipe), 0o644)
+}
+
+// VersionLDFlag is the -ldflags entry that stamps containerd's version
+// into a binary built from its module (containerd, containerd-seed), so
+// that it reports the version it was built from.
+func (b Bins) VersionLDFlag() string {
+	return "-X " + containerdModule + "/version.Version=" + strings.TrimPrefix(b.Version, "v")
 }
 
 func isFile(p string) bool {
@@ -174,6 +180,9 @@ func ModuleRoot(t testing.TB) string {
 	}
 	return root
 }
+
+// ModuleRootMain is ModuleRoot for TestMain.
+func ModuleRootMain() (string, error) { return moduleRoot() }
 
 func moduleRoot() (string, error) {
 	dir, err := os.Getwd()

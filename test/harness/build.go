@@ -29,11 +29,13 @@ var (
 )
 
 // BuildCommand builds a main package of this module (e.g. "./cmd/ctr-seed",
-// relative to the module root) and returns the binary's path. Each package is
-// built once per test process; the go build cache makes that cheap.
-func BuildCommand(t testing.TB, pkg string) string {
+// relative to the module root), static and with -trimpath, and returns the
+// binary's path. ldflags are passed to the linker (e.g. "-X main.version=v1");
+// each package is built once per test process and set of ldflags; the go
+// build cache makes that cheap.
+func BuildCommand(t testing.TB, pkg string, ldflags ...string) string {
 	t.Helper()
-	p, err := BuildCommandMain(pkg)
+	p, err := BuildCommandMain(pkg, ldflags...)
 	if err != nil {
 		t.Fatalf("harness: build %s: %v", pkg, err)
 	}
@@ -41,19 +43,21 @@ func BuildCommand(t testing.TB, pkg string) string {
 }
 
 // BuildCommandMain is BuildCommand for TestMain.
-func BuildCommandMain(pkg string) (string, error) {
+func BuildCommandMain(pkg string, ldflags ...string) (string, error) {
+	flags := strings.Join(ldflags, " ")
+	key := pkg + "\x00" + flags
 	buildsMu.Lock()
-	r := builds[pkg]
+	r := builds[key]
 	if r == nil {
 		r = &buildResult{}
-		builds[pkg] = r
+		builds[key] = r
 	}
 	buildsMu.Unlock()
-	r.once.Do(func() { r.path, r.err = buildCommand(pkg) })
+	r.once.Do(func() { r.path, r.err = buildCommand(pkg, flags) })
 	return r.path, r.err
 }
 
-func buildCommand(pkg string) (string, error) {
+func buildCommand(pkg, ldflags string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -62,14 +66,15 @@ func buildCommand(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Distinct packages may share a base name (cmd/x, test/x): keep them
-	// apart by building each into its own subdirectory.
+	// Distinct packages may share a base name (cmd/x, test/x), and one
+	// package may be built with different ldflags: each build gets its own
+	// subdirectory.
 	sub, err := os.MkdirTemp(dir, "pkg-")
 	if err != nil {
 		return "", err
 	}
 	out := filepath.Join(sub, filepath.Base(strings.TrimSuffix(pkg, "/")))
-	if _, err := goOutput(root, "build", "-o", out, pkg); err != nil {
+	if _, err := goOutput(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg); err != nil {
 		return "", err
 	}
 	return out, nil

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 )
 
 // DaemonOptions configures StartDaemon. The zero value starts the pinned
@@ -45,7 +47,11 @@ type Daemon struct {
 	proc   *process // nil while stopped
 }
 
-// StartDaemon starts a private containerd and registers its Cleanup with t.
+// logTailLines is how much of its log a daemon of a failed test shows.
+const logTailLines = 60
+
+// StartDaemon starts a private containerd and registers its Cleanup with t;
+// if t has failed by then, the tail of the daemon's log is logged first.
 func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 	t.Helper()
 	d, err := StartDaemonMain(opts)
@@ -53,6 +59,9 @@ func StartDaemon(t testing.TB, opts DaemonOptions) *Daemon {
 		// Register even on failure: a half-started daemon still owns a dir
 		// and maybe mounts.
 		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("harness: %s log tail:\n%s", filepath.Base(d.binary), testutil.Tail(d.Log(), logTailLines))
+			}
 			if err := d.Cleanup(); err != nil {
 				t.Errorf("harness: cleanup: %v", err)
 			}

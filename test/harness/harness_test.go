@@ -2,12 +2,15 @@ package harness
 
 import (
 	"context"
-	"github.com/containerd/containerd/v2/core/snapshots"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
@@ -75,7 +78,7 @@ func TestDaemon(t *testing.T) {
 		t.Errorf("snapshot lost across restart: %v", err)
 	}
 	if !strings.Contains(d.Log(), "=== harness:") || strings.Count(d.Log(), "=== harness:") != 2 {
-		t.Errorf("log should hold both runs:\n%s", tail(d.Log(), 20))
+		t.Errorf("log should hold both runs:\n%s", testutil.Tail(d.Log(), 20))
 	}
 
 	if err := d.Cleanup(); err != nil {
@@ -143,6 +146,55 @@ func TestBuildCommand(t *testing.T) {
 	}
 	if root := ModuleRoot(t); !strings.HasPrefix(p, os.TempDir()) || root == "" {
 		t.Errorf("unexpected paths: bin %s, root %s", p, root)
+	}
+}
+
+// TestBuildCommandLDFlags: ldflags reach the linker, and a build with
+// them is kept apart from the plain one.
+func TestBuildCommandLDFlags(t *testing.T) {
+	plain := BuildCommand(t, "./cmd/ctr-seed")
+	stamped := BuildCommand(t, "./cmd/ctr-seed", "-X main.version=v9.9.9-harness")
+	if stamped == plain {
+		t.Fatalf("a build with ldflags reused the plain one: %s", plain)
+	}
+	for bin, want := range map[string]string{plain: "dev", stamped: "v9.9.9-harness"} {
+		r, err := Run(t.Context(), Cmd{Argv: []string{bin, "--version"}, Timeout: time.Minute})
+		if err != nil || r.Code != 0 || !strings.Contains(r.Stdout, want) {
+			t.Errorf("%s --version: %v, %s; want it to say %s", bin, err, r, want)
+		}
+	}
+}
+
+// TestStart covers the async runner: output and exit code of a process
+// left to finish, a signal's exit, Combined output, and the kill at cleanup.
+func TestStart(t *testing.T) {
+	p := Start(t, Cmd{Argv: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}})
+	r := p.Wait(t, 30*time.Second)
+	if r.Code != 3 || r.Signal != 0 || r.Stdout != "out\n" || r.Stderr != "err\n" || !p.Exited() || p.Running() == nil {
+		t.Errorf("sh exiting 3: %s (exited %v, running %v)", r, p.Exited(), p.Running())
+	}
+
+	p = Start(t, Cmd{Argv: []string{"sh", "-c", "echo a; echo b >&2; exec sleep 60"}, Combined: true})
+	for p.Stdout() != "a\nb\n" {
+		if p.Exited() {
+			t.Fatalf("sleep exited early: %s", p.Result())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.Running(); err != nil || p.Pid() <= 0 {
+		t.Errorf("a sleeping process: running %v, pid %d", err, p.Pid())
+	}
+	r = p.Stop(t, 10*time.Second)
+	if r.Signal != syscall.SIGTERM || r.Code != -1 || r.Stderr != "" {
+		t.Errorf("after Stop: %s; want killed by SIGTERM, all output on stdout", r)
+	}
+
+	var left *Proc
+	t.Run("leaves one running", func(t *testing.T) {
+		left = Start(t, Cmd{Argv: []string{"sleep", "60"}})
+	})
+	if r := left.Result(); r.Signal != syscall.SIGKILL {
+		t.Errorf("a process left running at cleanup: %s; want killed by SIGKILL", r)
 	}
 }
 

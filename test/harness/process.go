@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 )
 
 const (
@@ -67,7 +68,7 @@ func (d *Daemon) start() error {
 	d.proc = p
 
 	if err := d.waitReady(p); err != nil {
-		return fmt.Errorf("%w\n--- log tail (%s):\n%s", err, d.LogPath, tail(d.Log(), 40))
+		return fmt.Errorf("%w\n--- log tail (%s):\n%s", err, d.LogPath, testutil.Tail(d.Log(), 40))
 	}
 	return nil
 }
@@ -176,12 +177,4 @@ func (d *Daemon) CtrMain(args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, d.Bins.Ctr, append([]string{"--address", d.Address}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

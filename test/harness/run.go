@@ -5,25 +5,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
+	"syscall"
+	"testing"
 	"time"
 )
 
-// Cmd is a command for Run.
+// Cmd is a command for Run or Start.
 type Cmd struct {
 	Argv    []string
 	Dir     string        // "" is the current directory
 	Env     []string      // added to os.Environ()
-	Timeout time.Duration // 0: until ctx ends
+	Timeout time.Duration // Run only; 0: until ctx ends. A started one is bounded by Proc.Wait.
+	// Combined sends stderr into Stdout, interleaved as written, for a
+	// process whose log and output are read as one (ctr-seed serve).
+	Combined bool
 }
 
 // Result is what a command printed and how it exited.
 type Result struct {
 	Stdout, Stderr string
-	Code           int
+	Code           int            // exit code; -1 if a signal ended it
+	Signal         syscall.Signal // the signal that ended it, if any
 	Took           time.Duration
+}
+
+func (r Result) String() string {
+	how := fmt.Sprintf("exit %d", r.Code)
+	if r.Signal != 0 {
+		how = "killed by " + r.Signal.String()
+	}
+	return fmt.Sprintf("%s after %v\nstdout:\n%s\nstderr:\n%s", how, r.Took.Round(time.Millisecond), r.Stdout, r.Stderr)
 }
 
 // Run runs c to its end. A command that exits non-zero is a Result, not
@@ -36,23 +53,176 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 		defer cancel()
 	}
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
-	cmd.Dir = c.Dir
-	if len(c.Env) > 0 {
-		cmd.Env = append(os.Environ(), c.Env...)
-	}
 	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	c.setup(cmd, &out, &errb)
 	start := time.Now()
 	err := cmd.Run()
 	r := Result{Stdout: out.String(), Stderr: errb.String(), Took: time.Since(start)}
 	if ctx.Err() != nil {
 		return r, fmt.Errorf("%s: still running after %v (hung?): %w\nstderr: %s", strings.Join(c.Argv, " "), r.Took.Round(time.Millisecond), ctx.Err(), r.Stderr)
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.Code = ee.ExitCode()
-	} else if err != nil {
+	if err := r.setExit(err); err != nil {
 		return r, fmt.Errorf("running %s: %w", c.Argv[0], err)
 	}
 	return r, nil
+}
+
+func (c Cmd) setup(cmd *exec.Cmd, stdout, stderr io.Writer) {
+	cmd.Dir = c.Dir
+	if len(c.Env) > 0 {
+		cmd.Env = append(os.Environ(), c.Env...)
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if c.Combined {
+		cmd.Stderr = stdout
+	}
+}
+
+// setExit fills Code and Signal from cmd.Wait's error; an error that is
+// not an exit status (the wait itself failed) is returned.
+func (r *Result) setExit(err error) error {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	r.Code = ee.ExitCode()
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		r.Signal = ws.Signal()
+	}
+	return nil
+}
+
+// Proc is a command started by Start, running in the background.
+type Proc struct {
+	Argv           []string
+	Started        time.Time
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	done           chan struct{} // closed once the process is reaped
+	res            Result        // valid after done
+}
+
+// Start starts c in the background and returns at once. Like the
+// daemons, the process dies with the test binary (Pdeathsig, forked from
+// a thread kept locked until it is reaped), and it is killed at cleanup if
+// the test left it running. A process that cannot start fails the test.
+func Start(t testing.TB, c Cmd) *Proc {
+	t.Helper()
+	p := &Proc{Argv: c.Argv, done: make(chan struct{})}
+	p.cmd = exec.Command(c.Argv[0], c.Argv[1:]...)
+	c.setup(p.cmd, &p.stdout, &p.stderr)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		p.Started = time.Now()
+		err := p.cmd.Start()
+		started <- err
+		if err != nil {
+			return
+		}
+		err = p.cmd.Wait()
+		p.res = Result{Stdout: p.stdout.String(), Stderr: p.stderr.String(), Took: time.Since(p.Started)}
+		if err := p.res.setExit(err); err != nil {
+			p.res.Code, p.res.Stderr = -1, p.res.Stderr+"\n(wait: "+err.Error()+")"
+		}
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		t.Fatalf("harness: starting %s: %v", strings.Join(c.Argv, " "), err)
+	}
+	t.Cleanup(func() {
+		if !p.Exited() {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Stdout is what the process has printed on stdout so far (with
+// Cmd.Combined, on stderr as well).
+func (p *Proc) Stdout() string { return p.stdout.String() }
+
+// Stderr is what the process has printed on stderr so far.
+func (p *Proc) Stderr() string { return p.stderr.String() }
+
+// Exited reports whether the process has exited.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Running is nil while the process runs; once it has exited, an error
+// saying how, with its output: for polls that must stop if it died.
+func (p *Proc) Running() error {
+	if !p.Exited() {
+		return nil
+	}
+	return fmt.Errorf("%s exited: %s", p.Argv[0], p.res)
+}
+
+// Result is how the process ended; valid once Exited.
+func (p *Proc) Result() Result {
+	<-p.done
+	return p.res
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Wait waits for the process to exit. One still running after timeout is
+// sent SIGQUIT (a Go program then prints its goroutines on stderr), then
+// killed, and the test fails with what it printed.
+func (p *Proc) Wait(t testing.TB, timeout time.Duration) Result {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.res
+	case <-time.After(timeout):
+	}
+	p.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	t.Fatalf("%s still running after %v; killed\n%s", strings.Join(p.Argv, " "), timeout, p.res)
+	return Result{}
+}
+
+// Stop sends SIGTERM and waits, as Wait does, for the process to exit.
+func (p *Proc) Stop(t testing.TB, timeout time.Duration) Result {
+	t.Helper()
+	if err := p.Signal(syscall.SIGTERM); err != nil && !p.Exited() {
+		t.Fatalf("SIGTERM to %s: %v", p.Argv[0], err)
+	}
+	return p.Wait(t, timeout)
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

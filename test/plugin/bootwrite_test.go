@@ -16,11 +16,7 @@ import (
 // the rescan) leave it to the watcher until its writer closes it.
 func TestBootSeedStillBeingWritten(t *testing.T) {
 	t.Parallel()
-	seeds := filepath.Join(t.TempDir(), "seeds")
-	if err := os.Mkdir(seeds, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath, _ := pluginConfig(t, seeds)
+	seeds := newSeedsDir(t)
 	img := uniqueImage(t, "docker.io/ctrseed-test/boot-partial:1", false, testseed.Gzip)
 	data := ociSeed(t, img, testseed.Uncompressed)
 	const name = "copying.tar"
@@ -33,7 +29,8 @@ func TestBootSeedStillBeingWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := harness.StartDaemon(t, harness.DaemonOptions{Binary: containerdSeed, ConfigFile: cfgPath, DisableCRI: true})
+	pd := startPlugin(t, seeds, harness.DaemonOptions{DisableCRI: true})
+	d := pd.d
 	time.Sleep(3 * time.Second) // the boot pass is over by far
 	if el := errorLines(d.Log(), name); len(el) > 0 {
 		t.Errorf("seed still open for writing at start was read half-way:\n%s", strings.Join(el, "\n"))
@@ -44,9 +41,8 @@ func TestBootSeedStillBeingWritten(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c := d.Client(t)
 	waitFor(t, importWait, "seed imported once complete", func() error {
-		return checkImage(c, "k8s.io", img.Name, nil)
+		return checkImage(pd.c, "k8s.io", img.Name, nil)
 	})
 	time.Sleep(1500 * time.Millisecond)
 	if n := imported(d.Log(), name); n != 1 {

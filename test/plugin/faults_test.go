@@ -23,6 +23,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -39,34 +40,14 @@ import (
 // into overlayfs) takes long enough to be interrupted on purpose.
 const bigLayerSize = 160 << 20
 
-// faultDaemon is one containerd-seed with an (initially empty) seeds dir.
-type faultDaemon struct {
-	d          *harness.Daemon
-	c          *client.Client
-	seeds      string
-	ns         string
-	labels     map[string]string
-	pluginRoot string
-}
-
-func startFaultDaemon(t *testing.T) *faultDaemon {
+// startFaultTest makes t a parallel test with a containerd-seed of its own
+// on an empty seeds dir; how long the test took is logged at its end.
+func startFaultTest(t *testing.T) *pluginDaemon {
 	t.Helper()
-	seeds := filepath.Join(t.TempDir(), "seeds")
-	if err := os.Mkdir(seeds, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath, section := pluginConfig(t, seeds)
-	ns, _ := section["namespace"].(string)
+	t.Parallel()
 	start := time.Now()
-	d := harness.StartDaemon(t, harness.DaemonOptions{Binary: containerdSeed, ConfigFile: cfgPath})
-	t.Logf("containerd-seed ready in %v", time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd-seed log tail:\n%s", tail(d.Log(), 60))
-		}
-	})
-	return &faultDaemon{d: d, c: d.Client(t), seeds: seeds, ns: ns, labels: wantLabels(t, section),
-		pluginRoot: filepath.Join(d.Root, pluginID)}
+	t.Cleanup(func() { t.Logf("total %v", time.Since(start).Round(time.Millisecond)) })
+	return startPlugin(t, newSeedsDir(t), harness.DaemonOptions{})
 }
 
 // --- big seeds -----------------------------------------------------------
@@ -98,8 +79,8 @@ func newBigSeed(t *testing.T, name string, size int64) *bigSeed {
 // writeLayer writes the layer tar (the same bytes every time) and returns
 // its length.
 func (b *bigSeed) writeLayer(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
-	tw := tar.NewWriter(cw)
+	var n testutil.ByteCount
+	tw := tar.NewWriter(io.MultiWriter(w, &n))
 	epoch := time.Unix(0, 0)
 	tag := []byte(b.name + "\n")
 	for _, f := range []struct {
@@ -121,18 +102,7 @@ func (b *bigSeed) writeLayer(w io.Writer) (int64, error) {
 	if err := tw.Close(); err != nil {
 		return 0, err
 	}
-	return cw.n, nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return int64(n), nil
 }
 
 // write streams the seed into path: under a hidden name in the same
@@ -238,24 +208,23 @@ func (b *bigSeed) writeTar(f io.Writer) error {
 // ingest's progress then.
 func waitIngest(t *testing.T, c *client.Client, ns string, layer ocispec.Descriptor, timeout time.Duration) (offset, total int64) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	pollFor(t, timeout, 5*time.Millisecond, "an ingest of "+layer.Digest.String()+" in "+ns, func() error {
 		sts, err := c.ContentStore().ListStatuses(nsCtx(ns))
 		if err != nil {
 			t.Fatalf("ListStatuses: %v", err)
 		}
 		for _, s := range sts {
 			if s.Expected == layer.Digest || strings.Contains(s.Ref, layer.Digest.Encoded()) {
-				return s.Offset, s.Total
+				offset, total = s.Offset, s.Total
+				return nil
 			}
 		}
 		if _, err := c.ContentStore().Info(nsCtx(ns), layer.Digest); err == nil {
 			t.Fatalf("layer %s already committed before its ingest was seen: the import is too quick to interrupt (make bigLayerSize larger)", layer.Digest)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("no ingest of %s in %s after %v", layer.Digest, ns, timeout)
-	return 0, 0
+		return errors.New("none seen")
+	})
+	return offset, total
 }
 
 // --- probing -------------------------------------------------------------
@@ -372,7 +341,7 @@ func attemptDone(log, seed string, n, e int) bool {
 // assertWholeOrAbsent: name is either not an image at all, or a whole one
 // (labelled, unpacked, every blob in the store); never a record without
 // its content.
-func assertWholeOrAbsent(t *testing.T, fd *faultDaemon, name string, layer *ocispec.Descriptor) (present bool) {
+func assertWholeOrAbsent(t *testing.T, fd *pluginDaemon, name string, layer *ocispec.Descriptor) (present bool) {
 	t.Helper()
 	_, err := fd.c.ImageService().Get(nsCtx(fd.ns), name)
 	if errdefs.IsNotFound(err) {
@@ -394,18 +363,6 @@ func assertWholeOrAbsent(t *testing.T, fd *faultDaemon, name string, layer *ocis
 	return true
 }
 
-// assertNoIngests: nothing is left half-written in the content store.
-func assertNoIngests(t *testing.T, c *client.Client, ns string) {
-	t.Helper()
-	sts, err := c.ContentStore().ListStatuses(nsCtx(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range sts {
-		t.Errorf("ingest left in the content store: ref %s, %d of %d bytes", s.Ref, s.Offset, s.Total)
-	}
-}
-
 // --- the tests -----------------------------------------------------------
 
 // TestFaultDeleteWhileImporting deletes a big seed once its layer is being
@@ -415,11 +372,9 @@ func assertNoIngests(t *testing.T, c *client.Client, ns string) {
 // no lease or ingest left once the attempt is over, the service forgets
 // the deleted seed, and adding it back imports it again.
 func TestFaultDeleteWhileImporting(t *testing.T) {
-	t.Parallel()
+	fd := startFaultTest(t)
+	fd.probeUntilEnd(t)
 	start := time.Now()
-	fd := startFaultDaemon(t)
-	probe := probeVersion(fd.c, fd.ns)
-	defer probe.stop(t, 5*time.Second)
 
 	const name = "big-delete.tar"
 	big := newBigSeed(t, "docker.io/ctrseed-test/fault-delete:1", bigLayerSize)
@@ -450,11 +405,8 @@ func TestFaultDeleteWhileImporting(t *testing.T) {
 	log := fd.d.Log()
 	n1 := imported(log, name)
 	t.Logf("outcome: %d \"seed imported\" lines, error lines:\n%s", n1, strings.Join(errorLines(log, name), "\n"))
-	if _, err := fd.c.Version(nsCtx(fd.ns)); err != nil {
-		t.Fatalf("daemon stopped serving: %v", err)
-	}
-	assertNoLeases(t, fd.c, fd.ns)
-	assertNoIngests(t, fd.c, fd.ns)
+	fd.assertServing(t)
+	fd.assertSettled(t)
 	present := assertWholeOrAbsent(t, fd, big.name, &big.layer)
 	t.Logf("image after the interrupted attempt: present=%v", present)
 	if n1 > 0 && !present {
@@ -485,9 +437,7 @@ func TestFaultDeleteWhileImporting(t *testing.T) {
 	if fp, _ := recordedFingerprint(t, fd.pluginRoot, name); !fp.equal(fileFingerprint(t, path)) {
 		t.Errorf("state.json fingerprint %+v, file is %+v", fp, fileFingerprint(t, path))
 	}
-	assertNoLeases(t, fd.c, fd.ns)
-	assertNoIngests(t, fd.c, fd.ns)
-	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
+	fd.assertSettled(t)
 }
 
 // TestFaultReplaceWhileImporting renames a different (small) seed over a
@@ -495,11 +445,8 @@ func TestFaultDeleteWhileImporting(t *testing.T) {
 // not (never half); the new version must land, and state.json must record
 // the new version's fingerprint.
 func TestFaultReplaceWhileImporting(t *testing.T) {
-	t.Parallel()
-	start := time.Now()
-	fd := startFaultDaemon(t)
-	probe := probeVersion(fd.c, fd.ns)
-	defer probe.stop(t, 5*time.Second)
+	fd := startFaultTest(t)
+	fd.probeUntilEnd(t)
 
 	const name = "replaced.tar"
 	path := filepath.Join(fd.seeds, name)
@@ -541,9 +488,7 @@ func TestFaultReplaceWhileImporting(t *testing.T) {
 	if newLines != 1 {
 		t.Errorf("new version imported %d times, want 1", newLines)
 	}
-	if _, err := fd.c.Version(nsCtx(fd.ns)); err != nil {
-		t.Fatalf("daemon stopped serving: %v", err)
-	}
+	fd.assertServing(t)
 	oldPresent := assertWholeOrAbsent(t, fd, big.name, &big.layer)
 	t.Logf("old version's image present=%v", oldPresent)
 	if err := checkImage(fd.c, fd.ns, small.Name, fd.labels); err != nil {
@@ -554,12 +499,10 @@ func TestFaultReplaceWhileImporting(t *testing.T) {
 	if want := fileFingerprint(t, path); !ok || !fp.equal(want) {
 		t.Errorf("state.json fingerprint of %s = %+v (listed %v), want the new version's %+v", name, fp, ok, want)
 	}
-	assertNoLeases(t, fd.c, fd.ns)
-	assertNoIngests(t, fd.c, fd.ns)
+	fd.assertSettled(t)
 	if err := criHas(fd.d.Address, []string{small.Name}); err != nil {
 		t.Error(err)
 	}
-	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
 
 // TestFaultSeedsDirDisappears removes the seeds dir (rm -rf) and creates it
@@ -568,11 +511,8 @@ func TestFaultReplaceWhileImporting(t *testing.T) {
 // service polls for a missing dir every 2 s), and so must a seed that was
 // in the old dir and is added back.
 func TestFaultSeedsDirDisappears(t *testing.T) {
-	t.Parallel()
-	start := time.Now()
-	fd := startFaultDaemon(t)
-	probe := probeVersion(fd.c, fd.ns)
-	defer probe.stop(t, 5*time.Second)
+	fd := startFaultTest(t)
+	fd.probeUntilEnd(t)
 
 	const gone = "seeds dir went away"
 	goneLines := func() int { return strings.Count(fd.d.Log(), gone) }
@@ -647,10 +587,7 @@ func TestFaultSeedsDirDisappears(t *testing.T) {
 		t.Errorf("state.json still lists new-1.tar.zst, removed with the dir")
 	}
 	assertNoLeases(t, fd.c, fd.ns)
-	if _, err := fd.c.Version(nsCtx(fd.ns)); err != nil {
-		t.Errorf("daemon stopped serving: %v", err)
-	}
-	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
+	fd.assertServing(t)
 }
 
 // TestFaultFlood drops 50 small seeds at once (each written under a hidden
@@ -658,10 +595,8 @@ func TestFaultSeedsDirDisappears(t *testing.T) {
 // each seed be imported exactly once, and the daemon answer Version within
 // 5 s throughout.
 func TestFaultFlood(t *testing.T) {
-	t.Parallel()
 	const n = 50
-	start := time.Now()
-	fd := startFaultDaemon(t)
+	fd := startFaultTest(t)
 
 	names := make([]string, n)
 	imgs := make([]string, n)
@@ -680,8 +615,7 @@ func TestFaultFlood(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	probe := probeVersion(fd.c, fd.ns)
-	defer probe.stop(t, 5*time.Second)
+	fd.probeUntilEnd(t)
 	dropped := time.Now()
 	for i := range n {
 		if err := os.Rename(filepath.Join(fd.seeds, "."+names[i]+".partial"), filepath.Join(fd.seeds, names[i])); err != nil {
@@ -733,5 +667,4 @@ func TestFaultFlood(t *testing.T) {
 	if err := criHas(fd.d.Address, imgs); err != nil {
 		t.Error(err)
 	}
-	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }

@@ -28,18 +28,8 @@ func runCLI(t *testing.T, dir string, args ...string) (string, string, int) {
 // says it cannot.
 func TestImportInDaemon(t *testing.T) {
 	t.Parallel()
-	seeds := filepath.Join(t.TempDir(), "seeds")
-	if err := os.Mkdir(seeds, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath, _ := pluginConfig(t, seeds)
-	d := harness.StartDaemon(t, harness.DaemonOptions{Binary: containerdSeed, ConfigFile: cfgPath})
-	c := d.Client(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd-seed log tail:\n%s", tail(d.Log(), 40))
-		}
-	})
+	pd := startPlugin(t, newSeedsDir(t), harness.DaemonOptions{})
+	d, c := pd.d, pd.c
 	const ns = "in-daemon"
 	work := t.TempDir()
 	img := uniqueImage(t, "docker.io/ctrseed-test/in-daemon:1", false, testseed.Gzip)

@@ -6,13 +6,10 @@ package plugin_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,10 +17,9 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
-	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
 
@@ -44,70 +40,32 @@ const (
 var (
 	bins           harness.Bins
 	ctrSeed        string // ctr-seed, built by the harness
-	containerdSeed string // containerd-seed, built here (the harness cannot pass ldflags)
+	containerdSeed string // containerd-seed, with containerd's and ctr-seed's versions stamped in
 	moduleRoot     string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
+	if err := setup(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
 }
 
-func testMain(m *testing.M) int {
+func setup() error {
 	var err error
-	if moduleRoot, err = findModuleRoot(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	if moduleRoot, err = harness.ModuleRootMain(); err != nil {
+		return err
 	}
 	if bins, err = harness.BinariesMain(); err != nil {
-		fmt.Fprintf(os.Stderr, "containerd binaries: %v\n", err)
-		return 1
+		return fmt.Errorf("containerd binaries: %w", err)
 	}
 	if ctrSeed, err = harness.BuildCommandMain("./cmd/ctr-seed"); err != nil {
-		fmt.Fprintf(os.Stderr, "building ctr-seed: %v\n", err)
-		return 1
+		return fmt.Errorf("building ctr-seed: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "plugintest-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if containerdSeed, err = buildContainerdSeed(dir); err != nil {
-		fmt.Fprintf(os.Stderr, "building containerd-seed: %v\n", err)
-		return 1
-	}
-	return m.Run()
-}
-
-func findModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("no go.mod above " + dir)
-		}
-	}
-}
-
-// buildContainerdSeed builds ./cmd/containerd-seed the way the harness
-// builds containerd (static, containerd's version stamped in) and the
-// Makefile builds it (ctr-seed's version stamped in), once per process.
-func buildContainerdSeed(dir string) (string, error) {
-	out := filepath.Join(dir, "containerd-seed")
-	ldflags := "-X github.com/containerd/containerd/v2/version.Version=" + strings.TrimPrefix(bins.Version, "v") +
-		" -X main.seedVersion=" + seedVersion
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, "./cmd/containerd-seed")
-	cmd.Dir = moduleRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%w\n%s", err, b)
-	}
-	return out, nil
+	// As the Makefile builds it, with containerd's version as well.
+	containerdSeed, err = harness.BuildCommandMain("./cmd/containerd-seed", bins.VersionLDFlag(), "-X main.seedVersion="+seedVersion)
+	return err
 }
 
 // --- seeds -----------------------------------------------------------------
@@ -146,18 +104,7 @@ func dockerSeed(t *testing.T, repoTag string, b *testseed.Built, c testseed.Comp
 
 func archive(t *testing.T, c testseed.Compression, fn func(io.Writer) error) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := testseed.Compress(&buf, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fn(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testutil.Archive(t, c, fn)
 }
 
 // corrupt flips one byte in the middle of b's last layer (the one unique
@@ -255,6 +202,13 @@ func errorLines(log, seed string) []string {
 // fails with the last reason cond gave.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) time.Duration {
 	t.Helper()
+	return pollFor(t, timeout, 100*time.Millisecond, what, cond)
+}
+
+// pollFor is waitFor polling every interval: for moments that last only
+// milliseconds (an ingest under way).
+func pollFor(t *testing.T, timeout, interval time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
 	start := time.Now()
 	var err error
 	for {
@@ -264,23 +218,24 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error
 		if time.Since(start) > timeout {
 			t.Fatalf("%s: not after %v: %v", what, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+var tail = testutil.Tail
+
+// step runs f as a subtest that the rest of t builds on: if it fails, t
+// stops there.
+func step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	if !t.Run(name, f) {
+		t.FailNow()
 	}
-	return strings.Join(lines, "\n")
 }
 
 // --- images ----------------------------------------------------------------
 
-func nsCtx(ns string) context.Context {
-	return namespaces.WithNamespace(context.Background(), ns)
-}
+var nsCtx = harness.NSContext
 
 // checkImage returns why name is not (yet) an image of ns carrying labels
 // and unpacked into overlayfs, or nil.
@@ -329,16 +284,7 @@ func imageNames(t *testing.T, c *client.Client, ns string) []string {
 
 // assertNoLeases checks that no ctr-seed lease is left in ns (a failed
 // import must not leave one behind).
-func assertNoLeases(t *testing.T, c *client.Client, ns string) {
-	t.Helper()
-	ls, err := c.LeasesService().List(nsCtx(ns), fmt.Sprintf("labels.%q", importer.LeaseLabel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ls) != 0 {
-		t.Errorf("ctr-seed leases left behind in %s: %v", ns, ls)
-	}
-}
+var assertNoLeases = harness.AssertNoSeedLeases
 
 // --- state -----------------------------------------------------------------
 

@@ -21,21 +21,11 @@ import (
 // and with the seed back, it is imported whole.
 func TestShutdownDuringBootImport(t *testing.T) {
 	t.Parallel()
-	seeds := filepath.Join(t.TempDir(), "seeds")
-	if err := os.Mkdir(seeds, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	seeds := newSeedsDir(t)
 	big := newBigSeed(t, "registry.local/shutdown/big:1", bigLayerSize)
 	big.write(t, filepath.Join(seeds, "big.tar"))
-	cfgPath, section := pluginConfig(t, seeds)
-	ns, _ := section["namespace"].(string)
-	d := harness.StartDaemon(t, harness.DaemonOptions{Binary: containerdSeed, ConfigFile: cfgPath})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd-seed log tail:\n%s", tail(d.Log(), 60))
-		}
-	})
-	c := d.Client(t)
+	p := startPlugin(t, seeds, harness.DaemonOptions{})
+	d, c, ns := p.d, p.c, p.ns
 	waitIngest(t, c, ns, big.layer, importWait)
 
 	start := time.Now()
@@ -51,7 +41,7 @@ func TestShutdownDuringBootImport(t *testing.T) {
 		t.Errorf("no \"seed import stopped\" line in the log:\n%s", tail(log, 40))
 	}
 	// state.json is absent (nothing recorded yet) or whole.
-	root := filepath.Join(d.Root, pluginID)
+	root := p.pluginRoot
 	if _, err := os.Stat(filepath.Join(root, "state.json")); err == nil {
 		if r, ok := readState(t, root).Seeds["big.tar"]; ok {
 			t.Errorf("state.json records the interrupted import: %+v", r)
@@ -66,8 +56,8 @@ func TestShutdownDuringBootImport(t *testing.T) {
 	}
 	d.Restart(t)
 	c = d.Client(t)
-	assertNoLeases(t, c, ns)
-	assertNoIngests(t, c, ns)
+	p.c = c
+	p.assertSettled(t)
 	// Nothing holds the layer now: the collection after the restart (its
 	// scheduler's startup delay) removes it if it was committed.
 	waitFor(t, 10*time.Second, "the interrupted import's layer collected", func() error {
@@ -82,7 +72,7 @@ func TestShutdownDuringBootImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, importWait, "big.tar imported after the restart", func() error {
-		return checkImage(c, ns, big.name, wantLabels(t, section))
+		return checkImage(c, ns, big.name, p.labels)
 	})
 	assertState(t, root, map[string][]string{"big.tar": {big.name}})
 	assertNoLeases(t, c, ns)

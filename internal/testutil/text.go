@@ -1,0 +1,23 @@
+package testutil
+
+import "strings"
+
+// Tail is the last n lines of s: what a failure message shows of a long
+// log.
+func Tail(s string, n int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+// Lines splits output into its lines; empty output has none (not one
+// empty line), and a final newline does not make an empty last line.
+func Lines(s string) []string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
