@@ -25,11 +25,14 @@ type verifier struct {
 // newVerifier verifies r as the blob expected of size bytes; source names
 // where it comes from in errors ("seed PATH", "registry REF").
 func newVerifier(r io.Reader, c io.Closer, source string, expected digest.Digest, size int64) *verifier {
-	alg := expected.Algorithm()
-	if !alg.Available() {
-		alg = digest.Canonical
+	alg := digest.Canonical
+	var bad error
+	if err := expected.Validate(); err != nil {
+		bad = fmt.Errorf("%s: blob %q: invalid digest: %v: %w", source, expected, err, errdefs.ErrInvalidArgument)
+	} else {
+		alg = expected.Algorithm()
 	}
-	v := &verifier{r: r, closer: c, digester: alg.Digester(), source: source, expected: expected, size: size}
+	v := &verifier{r: r, closer: c, digester: alg.Digester(), source: source, expected: expected, size: size, err: bad}
 	v.w = v.digester.Hash()
 	if size >= pipeMin {
 		v.pipe = newHashPipe(v.digester.Hash())

@@ -10,8 +10,11 @@ import (
 	"sort"
 
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -178,46 +181,42 @@ func (c *checker) rest(ctx context.Context) {
 }
 
 // diffID reads a layer once, verifying its digest, and returns the digest
-// of its uncompressed content, capped by limits.
+// of its uncompressed content, capped by limits. The content is read as
+// containerd's applier reads it: a compressed media type's is sniffed
+// (gzip, zstd with or without a leading skippable frame, or plain), a
+// plain tar type's is taken as it is.
 func (s *Seed) diffID(ctx context.Context, desc ocispec.Descriptor, limits layerlimit.Limits) (digest.Digest, error) {
 	lc, capped := limits.Cap(desc)
-	if capped && !lc.Sniffed && desc.Size > lc.Max {
-		return "", s.errorf("%w", lc.Exceeded(desc.Size))
-	}
 	rc, err := s.Fetch(ctx, desc)
 	if err != nil {
 		return "", err
 	}
 	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 1<<20)
-	head, err := br.Peek(8)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", err
-	}
-	c, err := detect(head)
+	dec, format, err := layerContent(ctx, desc, br)
 	if err != nil {
-		return "", s.blobErr(desc.Digest, "%w", err)
-	}
-	dec, err := decompressor(br, c)
-	if err != nil {
-		return "", s.blobErr(desc.Digest, "%s layer: %v: %w", c, err, errdefs.ErrDataLoss)
-	}
-	defer dec.Close()
-	dg := digest.Canonical.Digester()
-	var src io.Reader = dec
-	if capped && lc.Sniffed {
-		src = lc.Reader(dec)
-	}
-	if _, err := io.Copy(dg.Hash(), src); err != nil {
-		if errors.Is(err, layerlimit.ErrBomb) {
-			return "", s.errorf("%w", err)
-		}
 		// A corrupt blob usually breaks the decompressor first; the
 		// digest mismatch is the more useful report, so look for it.
 		if _, derr := io.Copy(io.Discard, br); derr != nil {
 			return "", derr
 		}
-		return "", s.blobErr(desc.Digest, "decompressing %s layer: %v: %w", c, err, errdefs.ErrDataLoss)
+		return "", s.blobErr(desc.Digest, "%s layer: %v: %w", format, err, errdefs.ErrDataLoss)
+	}
+	defer dec.Close()
+	dg := digest.Canonical.Digester()
+	if capped {
+		err = lc.Count(io.TeeReader(dec, dg.Hash()))
+	} else {
+		_, err = io.Copy(dg.Hash(), dec)
+	}
+	if errors.Is(err, layerlimit.ErrBomb) {
+		return "", s.errorf("%w", err)
+	}
+	if err != nil {
+		if _, derr := io.Copy(io.Discard, br); derr != nil {
+			return "", derr
+		}
+		return "", s.blobErr(desc.Digest, "decompressing %s layer: %v: %w", format, err, errdefs.ErrDataLoss)
 	}
 	// The decompressor may stop before the end: read the rest so the
 	// blob's own digest is still checked.
@@ -225,4 +224,31 @@ func (s *Seed) diffID(ctx context.Context, desc ocispec.Descriptor, limits layer
 		return "", err
 	}
 	return dg.Digest(), nil
+}
+
+// layerContent is the uncompressed content of a layer as containerd's
+// applier reads it, and the name of its format.
+func layerContent(ctx context.Context, desc ocispec.Descriptor, br *bufio.Reader) (io.ReadCloser, string, error) {
+	if c, _ := images.DiffCompression(ctx, desc.MediaType); c == "" {
+		return io.NopCloser(br), "tar", nil
+	}
+	head, err := br.Peek(10)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, "layer", err
+	}
+	switch kind := compression.DetectCompression(head); kind {
+	case compression.Gzip:
+		g, err := gzip.NewReader(br)
+		return g, "gzip", err
+	case compression.Zstd:
+		z, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(layerlimit.ZstdMaxWindow), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, "zstd", err
+		}
+		return z.IOReadCloser(), "zstd", nil
+	case compression.Uncompressed:
+		return io.NopCloser(br), "tar", nil
+	default:
+		return nil, "layer", fmt.Errorf("unsupported compression %s", kind.Extension())
+	}
 }

@@ -22,7 +22,13 @@ import (
 func zeroLayerSeed(t *testing.T, n int, c testseed.Compression, mt string) (string, ocispec.Descriptor) {
 	t.Helper()
 	raw := testutil.RawTar(t, rawEntry{Name: "zeros", Body: make([]byte, n)})
-	blob := compress(t, raw, c)
+	return layerOnlySeed(t, raw, compress(t, raw, c), mt)
+}
+
+// layerOnlySeed writes an OCI layout tar with one image whose only layer is
+// blob (raw, compressed or not), and returns its path and the layer.
+func layerOnlySeed(t *testing.T, raw, blob []byte, mt string) (string, ocispec.Descriptor) {
+	t.Helper()
 	layer := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
 	cb, _ := json.Marshal(ocispec.Image{Platform: amd64, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(raw)}}})
 	cfg := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
@@ -46,9 +52,15 @@ func TestVerifyLayerLimits(t *testing.T) {
 		{"gzip", testseed.Gzip, ocispec.MediaTypeImageLayerGzip},
 		{"zstd", testseed.Zstd, ocispec.MediaTypeImageLayerZstd},
 		{"plain", testseed.Uncompressed, ocispec.MediaTypeImageLayer},
+		{"zstd-skippable-first", testseed.Zstd, ocispec.MediaTypeImageLayerZstd},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, layer := zeroLayerSeed(t, 8<<20, tc.c, tc.mt)
+			if tc.name == "zstd-skippable-first" {
+				raw := testutil.RawTar(t, rawEntry{Name: "zeros", Body: make([]byte, 8<<20)})
+				skip := append([]byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0}, "skip"...)
+				p, layer = layerOnlySeed(t, raw, append(skip, compress(t, raw, testseed.Zstd)...), tc.mt)
+			}
 			s := openSeed(t, p)
 			if errs := s.Verify(context.Background(), layerlimit.Default()); len(errs) != 0 {
 				t.Fatalf("default limits: %v", errs)
@@ -65,5 +77,15 @@ func TestVerifyLayerLimits(t *testing.T) {
 				t.Errorf("Fetch served %d of %d bytes", len(b), layer.Size)
 			}
 		})
+	}
+}
+
+// A sparse entry's declared size counts, as import counts it.
+func TestVerifySparseLayer(t *testing.T) {
+	raw := testutil.SparseTar(t, "big", 3<<29)
+	p, layer := layerOnlySeed(t, raw, compress(t, raw, testseed.Gzip), ocispec.MediaTypeImageLayerGzip)
+	errs := openSeed(t, p).Verify(context.Background(), layerlimit.Default())
+	if len(errs) != 1 || !errors.Is(errs[0], layerlimit.ErrBomb) || !strings.Contains(errs[0].Error(), layer.Digest.String()) {
+		t.Fatalf("verify of a 1.5 GiB sparse layer: %v; want one bomb naming %s", errs, layer.Digest)
 	}
 }

@@ -98,7 +98,7 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		// An entry for another platform: ctr's import still names it but
 		// imports none of its content; store its root so the name does
 		// not dangle, and do the same.
-		_, r.Err = im.fetchHandler(f)(ctx, g.desc)
+		_, r.Err = images.Handlers(checkSeeds(all), im.fetchHandler(f)).Handle(ctx, g.desc)
 	} else {
 		r.FromSeed, r.FromRegistry, r.Err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all})
 	}

@@ -117,10 +117,18 @@ func distinct(err error) error {
 	return errors.Join(out...)
 }
 
-// checkSeeds refuses a blob some seed holds unusably (fetcher.Seeds.Check),
-// before the FetchHandler skips it for being in the store already.
+// checkSeeds comes first for every descriptor an import walks: it refuses
+// a malformed digest (before anything formats or fetches it) and a blob
+// some seed holds unusably (fetcher.Seeds.Check), before the FetchHandler
+// skips it for being in the store already.
 func checkSeeds(seeds fetcher.Seeds) images.HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if err := desc.Digest.Validate(); err != nil {
+			return nil, fmt.Errorf("descriptor %q (%s): invalid digest: %v: %w", desc.Digest, desc.MediaType, err, errdefs.ErrInvalidArgument)
+		}
+		if desc.Size < 0 {
+			return nil, fmt.Errorf("blob %s: invalid size %d: %w", desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
+		}
 		return nil, seeds.Check(desc)
 	}
 }

@@ -38,11 +38,14 @@ func newOutput(cmd *cli.Command) *output {
 	return o
 }
 
+// short is d cut to 12 hex digits; any other string (never a panic on a
+// malformed digest) is shown whole.
 func short(d digest.Digest) string {
-	if len(d.Encoded()) < 12 {
-		return d.String()
+	alg, hex, ok := strings.Cut(string(d), ":")
+	if !ok || len(hex) <= 12 {
+		return string(d)
 	}
-	return d.Algorithm().String() + ":" + d.Encoded()[:12]
+	return alg + ":" + hex[:12]
 }
 
 func (o *output) BlobStarted(image string, d digest.Digest, size int64, src importer.Source) {

@@ -168,6 +168,9 @@ func (a *Applier) apply(ctx context.Context, desc ocispec.Descriptor, d dest, cf
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
+	if c, ok := a.limits.Cap(desc); ok {
+		t.written = c.Written
+	}
 	_, err = t.apply(cr)
 	t.close()
 	if err == nil {
@@ -192,10 +195,14 @@ func (a *Applier) decompressed(ctx context.Context, desc ocispec.Descriptor, pro
 	if progress != nil {
 		r = &progressReader{r: r, f: progress}
 	}
-	ds, err := compression.DecompressStream(bufio.NewReaderSize(r, 1<<20))
-	if err != nil {
-		ra.Close()
-		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	// As containerd's applier: a compressed media type's content is
+	// sniffed (gzip, zstd or plain), a plain tar type's is taken as it is.
+	var ds io.ReadCloser = io.NopCloser(bufio.NewReaderSize(r, 1<<20))
+	if c, _ := images.DiffCompression(ctx, desc.MediaType); c != "" {
+		if ds, err = compression.DecompressStream(bufio.NewReaderSize(r, 1<<20)); err != nil {
+			ra.Close()
+			return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		}
 	}
 	var out io.Reader = ds
 	if c, ok := a.limits.Cap(desc); ok {

@@ -57,6 +57,10 @@ type tree struct {
 
 	rootSetgid bool
 
+	// written, when set, is told the sizes of the entries so far: a
+	// sparse file's data is its declared size, not what the layer holds.
+	written func(total int64) error
+
 	nodes  map[string]node // by path relative to root, symlinks resolved
 	opaque map[string]bool
 	dirs   []dirTime
@@ -109,6 +113,11 @@ func (t *tree) apply(r io.Reader) (int64, error) {
 			return 0, err
 		}
 		size += hdr.Size
+		if t.written != nil {
+			if err := t.written(size); err != nil {
+				return 0, err
+			}
+		}
 		if err := t.entry(hdr, tr); err != nil {
 			return 0, fmt.Errorf("%s: %w", hdr.Name, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,10 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/continuity/sysx"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -304,5 +309,27 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A sparse entry is held to the layer cap by the size it declares: the
+// applier refuses it before writing the file, with the one cap error.
+func TestTreeCapsSparseFiles(t *testing.T) {
+	needRoot(t)
+	root := t.TempDir()
+	tr, err := newTree(context.Background(), root, nil, true, processUmask())
+	must(t, err)
+	defer tr.close()
+	l := testutil.SparseTar(t, "big", 3<<29)
+	c, ok := layerlimit.Default().Cap(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(l), Size: int64(len(l))})
+	if !ok {
+		t.Fatal("no cap")
+	}
+	tr.written = c.Written
+	if _, err := tr.apply(bytes.NewReader(l)); !errors.Is(err, layerlimit.ErrBomb) {
+		t.Fatalf("apply: %v; want the cap", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "big")); err == nil {
+		t.Error("the sparse file was written")
 	}
 }

@@ -1,6 +1,7 @@
 package layerlimit
 
 import (
+	"archive/tar"
 	"bufio"
 	"errors"
 	"fmt"
@@ -12,10 +13,12 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// zstdMaxWindow caps the zstd decoder's window memory when a layer is
-// counted (k3s uses the same): a stream that needs a larger window cannot
-// be counted, so it is refused rather than passed.
-const zstdMaxWindow = 32 << 20
+// ZstdMaxWindow is the largest zstd window a layer is decoded with when it
+// is counted or verified: containerd's own decoder's (klauspost's default),
+// so what containerd applies is counted, and what it cannot decode is
+// refused here too. The decoder's memory grows with what it decodes, so a
+// hostile window costs at most the layer's cap.
+const ZstdMaxWindow = zstd.MaxWindowSize
 
 // Reader caps r, a layer's decompressed content: the read that passes
 // c.Max fails with c.Exceeded.
@@ -53,11 +56,8 @@ func (u undecodable) Unwrap() error { return u.error }
 
 func (c Cap) count(r io.Reader) error {
 	if !c.Sniffed {
-		// The applier takes the content as it is: its size is what it is.
-		if c.Compressed > c.Max {
-			return c.Exceeded(c.Compressed)
-		}
-		return nil
+		// The applier takes the content as a tar, as it is.
+		return c.Count(r)
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(10)
@@ -65,46 +65,94 @@ func (c Cap) count(r io.Reader) error {
 		return err
 	}
 	var dec io.ReadCloser
+	format := "gzip"
 	switch kind := compression.DetectCompression(head); kind {
 	case compression.Uncompressed:
-		if c.Compressed > c.Max {
-			return c.Exceeded(c.Compressed)
-		}
-		return nil
+		return c.Count(br)
 	case compression.Gzip:
 		g, err := gzip.NewReader(br)
 		if err != nil {
-			return c.undecodable("gzip", err)
+			return c.undecodable(format, err)
 		}
 		dec = g
 	case compression.Zstd:
-		z, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderConcurrency(1))
+		format = "zstd"
+		z, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(ZstdMaxWindow), zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return c.undecodable("zstd", err)
+			return c.undecodable(format, err)
 		}
 		dec = z.IOReadCloser()
 	default:
 		return c.undecodable("layer", fmt.Errorf("unsupported compression %v", kind))
 	}
 	defer dec.Close()
-	n, err := io.Copy(io.Discard, io.LimitReader(dec, c.Max+1))
-	if n > c.Max {
-		return c.Exceeded(n)
+	err = c.Count(dec)
+	var u undecodable
+	if errors.As(err, &u) {
+		return c.undecodable(format, u.error)
 	}
-	if err != nil {
-		return c.undecodable(compressionName(head), err)
+	return err
+}
+
+// Count reads r, a layer's uncompressed tar, to its end: it fails when
+// more than c.Max bytes come out, or when the files it declares are
+// larger than that in all (a sparse entry declares far more than it holds,
+// and the tar reader expands it). A stream that is not a tar is an
+// undecodable error. Whatever reads r through a TeeReader sees every byte.
+func (c Cap) Count(r io.Reader) error {
+	cr := &countingReader{r: io.LimitReader(r, c.Max+1)}
+	tr := tar.NewReader(cr)
+	var files int64
+	for {
+		hdr, err := tr.Next()
+		if cr.n > c.Max {
+			return c.Exceeded(cr.n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return undecodable{fmt.Errorf("not a valid tar: %w", err)}
+		}
+		if files += max(hdr.Size, 0); files > c.Max {
+			return c.Exceeded(files)
+		}
+	}
+	// Whatever follows the end of the archive still comes out.
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return undecodable{err}
+	}
+	if cr.n > c.Max {
+		return c.Exceeded(cr.n)
 	}
 	return nil
 }
 
-func compressionName(head []byte) string {
-	if compression.DetectCompression(head) == compression.Gzip {
-		return "gzip"
+// Written checks the sizes of a layer's entries so far (total) against
+// the cap, for an applier reading the tar itself.
+func (c Cap) Written(total int64) error {
+	if total > c.Max {
+		return c.Exceeded(total)
 	}
-	return "zstd"
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (c Cap) undecodable(format string, err error) error {
+	var u undecodable
+	if errors.As(err, &u) {
+		err = u.error
+	}
 	return undecodable{fmt.Errorf("layer %s: %s content cannot be decompressed to check how far it expands: %v: %w",
 		c.Layer, format, err, errdefs.ErrInvalidArgument)}
 }

@@ -14,9 +14,6 @@ import (
 // that cannot be decompressed fails at its end, unless rc failed first (a
 // digest mismatch is the better report).
 func (c Cap) Guard(rc io.ReadCloser) io.ReadCloser {
-	if !c.Sniffed {
-		return &sizeGuard{ReadCloser: rc, c: c}
-	}
 	g := &guardedReader{
 		rc:   rc,
 		q:    make(chan []byte, guardBuffers),
@@ -26,20 +23,6 @@ func (c Cap) Guard(rc io.ReadCloser) io.ReadCloser {
 	}
 	go g.count(c)
 	return g
-}
-
-// sizeGuard fails a layer the applier takes as it is when it is larger
-// than the cap, at its first read.
-type sizeGuard struct {
-	io.ReadCloser
-	c Cap
-}
-
-func (s *sizeGuard) Read(p []byte) (int, error) {
-	if s.c.Compressed > s.c.Max {
-		return 0, s.c.Exceeded(s.c.Compressed)
-	}
-	return s.ReadCloser.Read(p)
 }
 
 // At most guardBuffers chunks of guardChunk bytes are in flight between

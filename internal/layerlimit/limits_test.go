@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
@@ -110,6 +111,8 @@ func TestBomb(t *testing.T) {
 		{"gzip-type-zstd-content", zst(t, raw), ocispec.MediaTypeImageLayerGzip},
 		// a skippable frame first: containerd still takes it for zstd.
 		{"zstd-skippable-first", append(skippable(64), zst(t, raw)...), ocispec.MediaTypeImageLayerZstd},
+		// a 64 MiB window: containerd decodes it, so it is counted.
+		{"zstd-64MiB-window", zst(t, raw, zstd.WithWindowSize(64<<20), zstd.WithSingleSegment(false)), ocispec.MediaTypeImageLayerZstd},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			desc := descOf(tc.mt, tc.blob)
@@ -194,12 +197,14 @@ func TestPlainLayers(t *testing.T) {
 }
 
 // A stream the count cannot decompress is refused, never passed: a
-// corrupt gzip, a cut one, and a zstd stream whose window is larger than
-// the count decodes (containerd's decoder would take it and write it all).
+// corrupt gzip, a cut one, and a zstd stream whose window no decoder here
+// takes.
 func TestUndecodableIsRefused(t *testing.T) {
 	raw := layerTar(t, make([]byte, 8<<20))
 	full := gz(t, raw)
-	big := zst(t, layerTar(t, make([]byte, 80<<20)), zstd.WithWindowSize(64<<20), zstd.WithSingleSegment(false))
+	// A frame header declaring a 1 GiB window (exponent 20), beyond what
+	// containerd's decoder takes.
+	big := append([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 20 << 3}, bytes.Repeat([]byte{0}, 64)...)
 	for _, tc := range []struct {
 		name string
 		blob []byte
@@ -207,7 +212,7 @@ func TestUndecodableIsRefused(t *testing.T) {
 	}{
 		{"junk-after-magic", append([]byte{0x1f, 0x8b, 0x08}, bytes.Repeat([]byte("junk"), 1<<16)...), ocispec.MediaTypeImageLayerGzip},
 		{"cut-gzip", full[:len(full)/2], ocispec.MediaTypeImageLayerGzip},
-		{"zstd-64MiB-window", big, ocispec.MediaTypeImageLayerZstd},
+		{"zstd-1GiB-window", big, ocispec.MediaTypeImageLayerZstd},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			desc := descOf(tc.mt, tc.blob)
@@ -320,4 +325,43 @@ func TestLimitsArithmetic(t *testing.T) {
 	if err := (Limits{Ratio: -1}).Validate("--r", "--b"); err == nil || !errdefs.IsInvalidArgument(err) {
 		t.Errorf("negative ratio: %v", err)
 	}
+}
+
+// A sparse entry declares far more than the layer holds: what the files
+// declare counts against the cap, in every format the applier takes.
+func TestSparseCounts(t *testing.T) {
+	raw := testutil.SparseTar(t, "big", 3<<29) // 1.5 GiB of holes in ~2 KB
+	for _, tc := range []struct {
+		name string
+		blob []byte
+		mt   string
+	}{
+		{"gzip", gz(t, raw), ocispec.MediaTypeImageLayerGzip},
+		{"zstd", zst(t, raw), ocispec.MediaTypeImageLayerZstd},
+		{"plain", raw, ocispec.MediaTypeImageLayer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			desc := descOf(tc.mt, tc.blob)
+			limit := Default().mustMax(t, desc.Size)
+			wantBomb(t, checked(t, Default(), desc, tc.blob), desc, limit)
+			_, err := guarded(t, Default(), desc, tc.blob)
+			wantBomb(t, err, desc, limit)
+			// Under a cap above the declared size it passes.
+			if err := checked(t, Limits{MaxBytes: 4 << 30, Ratio: 1 << 30}, desc, tc.blob); err != nil {
+				t.Errorf("under a 4 GiB cap: %v", err)
+			}
+		})
+	}
+	c, _ := Default().Cap(descOf(ocispec.MediaTypeImageLayer, raw))
+	if err := c.Written(3 << 29); !errors.Is(err, ErrBomb) {
+		t.Errorf("Written(1.5 GiB) = %v", err)
+	}
+}
+
+func (l Limits) mustMax(t *testing.T, compressed int64) int64 {
+	n, ok := l.max(compressed)
+	if !ok {
+		t.Fatalf("%+v: no cap", l)
+	}
+	return n
 }

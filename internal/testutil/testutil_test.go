@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"archive/tar"
+	"bytes"
+	"io"
 	"slices"
 	"testing"
 
@@ -56,5 +58,21 @@ func TestByteCount(t *testing.T) {
 	}
 	if n != 5 {
 		t.Errorf("counted %d bytes, want 5", n)
+	}
+}
+
+// SparseTar is what archive/tar reads as one file of realSize bytes.
+func TestSparseTar(t *testing.T) {
+	b := SparseTar(t, "big", 5<<30)
+	tr := tar.NewReader(bytes.NewReader(b))
+	h, err := tr.Next()
+	if err != nil || h.Name != "big" || h.Size != 5<<30 {
+		t.Fatalf("header %+v, %v; want big of 5 GiB", h, err)
+	}
+	if n, err := io.CopyN(io.Discard, tr, 1<<20); n != 1<<20 || err != nil {
+		t.Fatalf("read %d, %v; want the holes expanded", n, err)
+	}
+	if len(b) > 4096 {
+		t.Errorf("%d bytes", len(b))
 	}
 }
