@@ -115,6 +115,9 @@ func (s *Seed) loadDocker(ctx context.Context) error {
 }
 
 func (s *Seed) dockerImage(ctx context.Context, m dockerManifest, seen map[string]ocispec.Descriptor) (ocispec.Descriptor, error) {
+	if m.Config == "" {
+		return ocispec.Descriptor{}, fmt.Errorf("manifest.json entry %v has no Config: %w", m.RepoTags, errdefs.ErrInvalidArgument)
+	}
 	cfgName, ok := cleanName(m.Config)
 	if !ok {
 		return ocispec.Descriptor{}, fmt.Errorf("config path %q leaves the archive: %w", m.Config, errdefs.ErrInvalidArgument)

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
@@ -21,6 +23,11 @@ type Image struct {
 	Name     string // see Name; "" for an unnamed entry
 	Target   ocispec.Descriptor
 	RepoTags []string // docker manifest.json names pointing here
+	// Err is set for an entry whose names are not references (control
+	// characters, a newline, spaces): such a name would forge lines on a
+	// terminal and become an image record. Its name annotations are
+	// dropped from Target.
+	Err error
 }
 
 // Images lists the seed's top-level index entries in index order.
@@ -47,7 +54,12 @@ func (s *Seed) Images(ctx context.Context) ([]Image, error) {
 				}
 			}
 		}
-		img.Name = Name(d, img.RepoTags)
+		if err := checkNames(d, img.RepoTags); err != nil {
+			img.Err = s.errorf("index entry %s: %w", d.Digest, err)
+			img.Target.Annotations = nil
+			img.RepoTags = nil
+		}
+		img.Name = Name(img.Target, img.RepoTags)
 		out = append(out, img)
 	}
 	return out, nil
@@ -116,4 +128,20 @@ func Size(ctx context.Context, p Provider, desc ocispec.Descriptor) (int64, erro
 		return 0, fmt.Errorf("walking %s: %w", desc.Digest, err)
 	}
 	return total, nil
+}
+
+// checkNames refuses an entry whose names could not be image names: a
+// newline, another control character (a terminal escape), a space, or
+// bytes that are not UTF-8. Printed by ls and import, such a name could
+// forge lines on the operator's terminal; recorded, it would be an image
+// nothing can pull. Names that are merely unusual (upper case) are left to
+// containerd, which accepts them as ctr does.
+func checkNames(d ocispec.Descriptor, repoTags []string) error {
+	names := append([]string{d.Annotations[images.AnnotationImageName], d.Annotations[ocispec.AnnotationRefName]}, repoTags...)
+	for _, n := range names {
+		if !utf8.ValidString(n) || strings.IndexFunc(n, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
+			return fmt.Errorf("image name %q is not a reference (control characters, spaces or bytes that are not UTF-8): %w", n, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
 }

@@ -61,10 +61,17 @@ func (r *Resolver) Pusher(ctx context.Context, ref string) (remotes.Pusher, erro
 	return nil, fmt.Errorf("pushing to seeds: %w", errdefs.ErrNotImplemented)
 }
 
+// SeedsFetcher fetches blobs from seeds only, as an import does: there is
+// no registry to fall back on, offline or not.
+func SeedsFetcher(seeds Seeds) remotes.Fetcher {
+	return &seedFirstFetcher{r: NewResolver(seeds, nil), seedsOnly: true}
+}
+
 // seedFirstFetcher fetches from the seeds, else from the registry.
 type seedFirstFetcher struct {
-	r   *Resolver
-	ref string
+	r         *Resolver
+	ref       string
+	seedsOnly bool
 
 	once   sync.Once
 	remote remotes.Fetcher
@@ -86,6 +93,9 @@ func (f *seedFirstFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (
 		return nil, err
 	}
 	if f.r.remote == nil {
+		if f.seedsOnly {
+			return nil, fmt.Errorf("blob %s: not in the seeds: %w", desc.Digest, errdefs.ErrNotFound)
+		}
 		return nil, fmt.Errorf("blob %s: not in any seed (offline: no registry fallback): %w", desc.Digest, errdefs.ErrNotFound)
 	}
 	f.once.Do(func() { f.remote, f.err = f.r.remote.Fetcher(ctx, f.ref) })

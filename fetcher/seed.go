@@ -197,7 +197,9 @@ func (s *Seed) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClose
 	if err != nil {
 		return nil, err
 	}
-	return newVerifier(rc, rc, "seed "+s.path, desc.Digest, desc.Size), nil
+	v := newVerifier(rc, rc, "seed "+s.path, desc.Digest, desc.Size)
+	v.file = s.files[desc.Digest] // a docker save layer's own name, if any
+	return v, nil
 }
 
 // fetchRaw is the blob's bytes as the seed holds them, size checked.

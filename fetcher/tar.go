@@ -121,7 +121,7 @@ func indexTar(r io.Reader) (*entries, error) {
 		if !ok {
 			// Keyed by where it would land, so a lookup of that name
 			// explains itself instead of looking merely absent.
-			idx.rejected[path.Clean(strings.TrimLeft(hdr.Name, "/"))] = "path leaves the archive"
+			idx.rejected[path.Clean("/" + hdr.Name)[1:]] = "path leaves the archive"
 			continue
 		}
 		e := entry{kind: kindOther}

@@ -17,6 +17,7 @@ type verifier struct {
 	w        io.Writer // the digester's hash, or a pipe to it
 	pipe     *hashPipe // for large blobs; nil otherwise
 	source   string    // "seed PATH" or "registry REF": where the blob comes from
+	file     string    // the blob's file in the seed, when not blobs/<alg>/<hex>
 	expected digest.Digest
 	size, n  int64
 	err      error
@@ -53,16 +54,16 @@ func (v *verifier) Read(p []byte) (int, error) {
 			v.pipe.end()
 		}
 		if v.n != v.size {
-			v.err = fmt.Errorf("%s: blob %s: size mismatch: expected %d bytes, got %d: %w", v.source, v.expected, v.size, v.n, errdefs.ErrDataLoss)
+			v.err = fmt.Errorf("%s: %s: size mismatch: expected %d bytes, got %d: %w", v.source, v.blob(), v.size, v.n, errdefs.ErrDataLoss)
 		} else if got := v.digester.Digest(); got != v.expected {
-			v.err = fmt.Errorf("%s: blob %s: digest mismatch: expected %s, got %s: %w", v.source, v.expected, v.expected, got, errdefs.ErrDataLoss)
+			v.err = fmt.Errorf("%s: %s: digest mismatch: expected %s, got %s: %w", v.source, v.blob(), v.expected, got, errdefs.ErrDataLoss)
 		} else {
 			v.err = io.EOF
 		}
 		return n, v.err
 	}
 	if err != nil {
-		v.err = fmt.Errorf("%s: blob %s: %w", v.source, v.expected, err)
+		v.err = fmt.Errorf("%s: %s: %w", v.source, v.blob(), err)
 		return n, v.err
 	}
 	return n, nil
@@ -73,4 +74,12 @@ func (v *verifier) Close() error {
 		v.pipe.end()
 	}
 	return v.closer.Close()
+}
+
+// blob names the blob in errors, with its file when that is not its digest.
+func (v *verifier) blob() string {
+	if v.file != "" {
+		return fmt.Sprintf("blob %s (file %s)", v.expected, v.file)
+	}
+	return "blob " + v.expected.String()
 }

@@ -44,6 +44,7 @@ func (c *checker) fail(err error) { c.problems = append(c.problems, err) }
 // walk checks desc and everything below it.
 func (c *checker) walk(ctx context.Context, desc ocispec.Descriptor, parent string) {
 	if c.done[desc.Digest] {
+		c.sameSize(desc, "referenced by "+parent)
 		return
 	}
 	c.done[desc.Digest] = true
@@ -64,9 +65,17 @@ func (c *checker) walk(ctx context.Context, desc ocispec.Descriptor, parent stri
 		if !c.readJSON(ctx, desc, &m) {
 			return
 		}
-		c.manifest(ctx, desc, m)
+		c.manifest(ctx, desc, m, desc.Platform != nil && desc.Platform.OS == "unknown")
 	default:
 		c.blob(ctx, desc)
+	}
+}
+
+// sameSize checks a second reference to a blob checked already: each
+// reference must give the blob's size (the first one was read against it).
+func (c *checker) sameSize(desc ocispec.Descriptor, role string) {
+	if n, ok := c.s.Has(desc.Digest); ok && n != desc.Size {
+		c.fail(c.s.blobErr(desc.Digest, "size mismatch (%s): expected %d bytes, seed has %d", role, desc.Size, n))
 	}
 }
 
@@ -76,6 +85,10 @@ func (c *checker) readJSON(ctx context.Context, desc ocispec.Descriptor, v any) 
 		c.fail(err)
 		return false
 	}
+	if err := documentMatches(b, desc.MediaType); err != nil {
+		c.fail(c.s.blobErr(desc.Digest, "%v", err))
+		return false
+	}
 	if err := json.Unmarshal(b, v); err != nil {
 		c.fail(c.s.blobErr(desc.Digest, "%s is not valid JSON: %v", desc.MediaType, err))
 		return false
@@ -83,7 +96,13 @@ func (c *checker) readJSON(ctx context.Context, desc ocispec.Descriptor, v any) 
 	return true
 }
 
-func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocispec.Manifest) {
+// manifest checks a manifest's config and layers. An attestation (an
+// index entry for platform unknown/unknown, as buildx writes: in-toto
+// layers) is never unpacked, so its layers need not be layer types.
+func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocispec.Manifest, attestation bool) {
+	if c.done[m.Config.Digest] {
+		c.sameSize(m.Config, "config of manifest "+desc.Digest.String())
+	}
 	c.done[m.Config.Digest] = true
 	var cfg ocispec.Image
 	if c.present(m.Config.Digest, "config of manifest "+desc.Digest.String()) && c.readJSON(ctx, m.Config, &cfg) && images.IsConfigType(m.Config.MediaType) &&
@@ -91,7 +110,10 @@ func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocisp
 		c.fail(c.s.blobErr(m.Config.Digest, "config lists %d diffIDs, manifest %s has %d layers", len(cfg.RootFS.DiffIDs), desc.Digest, len(m.Layers)))
 	}
 	for i, l := range m.Layers {
-		if !images.IsLayerType(l.MediaType) && images.IsConfigType(m.Config.MediaType) {
+		if c.done[l.Digest] {
+			c.sameSize(l, fmt.Sprintf("layer %d of manifest %s", i, desc.Digest))
+		}
+		if !images.IsLayerType(l.MediaType) && images.IsConfigType(m.Config.MediaType) && !attestation {
 			// containerd's unpacker counts only layer-typed entries against
 			// the diffIDs, so it refuses such an image: say so here.
 			c.fail(c.s.blobErr(l.Digest, "manifest %s lists it as layer %d with media type %s, not a layer type: containerd will not unpack the image", desc.Digest, i, l.MediaType))
@@ -251,4 +273,26 @@ func layerContent(ctx context.Context, desc ocispec.Descriptor, br *bufio.Reader
 	default:
 		return nil, "layer", fmt.Errorf("unsupported compression %s", kind.Extension())
 	}
+}
+
+// documentMatches refuses a manifest whose document is an index or the
+// other way round, as containerd's image walk does (its validateMediaType):
+// a seed import would refuse it.
+func documentMatches(b []byte, mediaType string) error {
+	var doc struct {
+		MediaType string            `json:"mediaType"`
+		Config    json.RawMessage   `json:"config"`
+		Layers    []json.RawMessage `json:"layers"`
+		Manifests []json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(b, &doc) != nil {
+		return nil // the caller's decode says what is wrong
+	}
+	switch {
+	case images.IsManifestType(mediaType) && (len(doc.Manifests) != 0 || images.IsIndexType(doc.MediaType)):
+		return fmt.Errorf("described as %s, but the document is an index (mediaType %q)", mediaType, doc.MediaType)
+	case images.IsIndexType(mediaType) && (len(doc.Config) != 0 || len(doc.Layers) != 0 || images.IsManifestType(doc.MediaType)):
+		return fmt.Errorf("described as %s, but the document is a manifest (mediaType %q)", mediaType, doc.MediaType)
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/transfer/image"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -43,13 +45,34 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 	if err != nil {
 		return []ImageResult{{Seed: s.Path(), Target: s.Index().Digest, Err: err}}
 	}
+	if len(imgs) == 0 {
+		return []ImageResult{{Seed: s.Path(), Target: s.Index().Digest,
+			Err: fmt.Errorf("seed %s: no images: its index lists none: %w", s.Path(), errdefs.ErrNotFound)}}
+	}
+	// Entries naming the same blob the same way are one image (its tags);
+	// an entry that describes the blob differently (another media type or
+	// size) is an image of its own, checked on its own, so that a lying
+	// entry fails alone and names itself.
+	type key struct {
+		d    digest.Digest
+		mt   string
+		size int64
+	}
 	var groups []*entryGroup
-	byDigest := map[digest.Digest]*entryGroup{}
+	byKey := map[key]*entryGroup{}
+	var results []ImageResult
 	for _, img := range imgs {
-		g := byDigest[img.Target.Digest]
+		if img.Err != nil {
+			r := ImageResult{Seed: s.Path(), Target: img.Target.Digest, MediaType: img.Target.MediaType, Err: img.Err}
+			im.opts.Observer.ImageDone(r)
+			results = append(results, r)
+			continue
+		}
+		k := key{img.Target.Digest, img.Target.MediaType, img.Target.Size}
+		g := byKey[k]
 		if g == nil {
 			g = &entryGroup{desc: img.Target}
-			byDigest[img.Target.Digest] = g
+			byKey[k] = g
 			groups = append(groups, g)
 		}
 		g.entries = append(g.entries, img.Target)
@@ -57,15 +80,25 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 			g.name = n
 		}
 	}
-	f, _ := fetcher.NewResolver(all, nil).Fetcher(ctx, "")
+	f := fetcher.SeedsFetcher(all)
 	st := im.namer(ctx)
-	var results []ImageResult
-	failed := false
+	failed := len(results) > 0
+	skipped := 0
 	for _, g := range groups {
 		r := im.importGroup(ctx, s, all, f, st, g)
 		failed = failed || r.Err != nil
+		if r.Skipped != "" {
+			skipped++
+		}
 		im.opts.Observer.ImageDone(r)
 		results = append(results, r)
+	}
+	if skipped == len(results) {
+		r := ImageResult{Seed: s.Path(), Target: s.Index().Digest, MediaType: s.Index().MediaType,
+			Err: fmt.Errorf("seed %s: nothing for %s: every image is for another platform (use --platform or --all-platforms): %w",
+				s.Path(), im.platformsText(), errdefs.ErrNotFound)}
+		im.opts.Observer.ImageDone(r)
+		return append(results, r)
 	}
 	// The index gets a record only when asked (--index-name, --digests),
 	// and only when every image it points to landed.
@@ -94,13 +127,19 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 	if label == "" {
 		label = "<none>"
 	}
-	if p := g.desc.Platform; p != nil && !im.platformMatcher().Match(*p) {
-		// An entry for another platform: ctr's import still names it but
-		// imports none of its content; store its root so the name does
-		// not dangle, and do the same.
-		_, r.Err = images.Handlers(checkSeeds(all), im.fetchHandler(f)).Handle(ctx, g.desc)
+	if !images.IsManifestType(g.desc.MediaType) && !images.IsIndexType(g.desc.MediaType) {
+		r.Err = fmt.Errorf("index entry has media type %q, not an image manifest or index: %w", g.desc.MediaType, errdefs.ErrInvalidArgument)
+	} else if p := g.desc.Platform; p != nil && !im.platformMatcher().Match(*p) {
+		// An entry for another platform: ctr's import names it with no
+		// content, a record nothing can run; it is left out instead.
+		r.Skipped = fmt.Sprintf("an entry for %s, not %s", platforms.FormatAll(*p), im.platformsText())
+		r.Duration = time.Since(start)
+		return r
 	} else {
 		r.FromSeed, r.FromRegistry, r.Err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all})
+	}
+	if r.Err == nil {
+		r.Err = im.checkUsable(ctx, g.desc)
 	}
 	if r.Err == nil {
 		for _, e := range g.entries {
@@ -111,6 +150,12 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 			}
 			r.Names = append(r.Names, names...)
 		}
+	}
+	if r.Err == nil && len(r.Names) == 0 && im.opts.BaseName == "" && im.opts.IndexName == "" {
+		// Nothing names it (docker's RepoTags null, an OCI entry without
+		// a name): no record would keep it, and its content would go.
+		r.Err = fmt.Errorf("the seed gives it no name (no %s, %s or RepoTags): nothing to record (name it with --digests or --index-name): %w",
+			images.AnnotationImageName, ocispec.AnnotationRefName, errdefs.ErrNotFound)
 	}
 	if r.Err != nil {
 		r.Err = fmt.Errorf("seed %s: image %s (%s): %w", s.Path(), label, g.desc.Digest, stopCause(ctx, r.Err))
@@ -128,4 +173,53 @@ func (im *Importer) writeIndex(ctx context.Context, f remotes.Fetcher, idx ocisp
 	}
 	_, err := images.SetChildrenMappedLabels(cs, images.ChildrenHandler(cs), nil)(ctx, idx)
 	return err
+}
+
+// checkUsable fails an image that landed without what its platforms need:
+// an index with no manifest for the platforms imported (its others were
+// filtered out), a manifest for another OS than the ones unpacked, or a
+// manifest whose config or layers are not in the store. ctr's import
+// would record such an image ("image might be filtered out" at best);
+// kubelet would see it and could not run it.
+func (im *Importer) checkUsable(ctx context.Context, desc ocispec.Descriptor) error {
+	if im.opts.AllPlatforms {
+		return nil
+	}
+	cs := im.client.ContentStore()
+	matcher := im.platformMatcher()
+	if !images.IsIndexType(desc.MediaType) {
+		// A manifest is imported whatever its platform, and unpacked when
+		// its OS is one unpacked (as ctr does): only its OS must fit.
+		have, err := images.Platforms(ctx, cs, desc)
+		if err != nil {
+			return err
+		}
+		fits := false
+		for _, p := range im.unpackPlatforms() {
+			for _, h := range have {
+				fits = fits || platforms.OnlyOS(p).Match(h)
+			}
+		}
+		if !fits {
+			return fmt.Errorf("a manifest for %s: nothing for %s (use --platform): %w",
+				fetcher.FormatPlatforms(have), im.platformsText(), errdefs.ErrNotFound)
+		}
+		matcher = platforms.All
+	}
+	available, _, _, missing, err := images.Check(ctx, cs, desc, matcher)
+	switch {
+	case err != nil:
+		return err
+	case !available:
+		return fmt.Errorf("no manifest for %s in the index (use --platform or --all-platforms): image might be filtered out: %w",
+			im.platformsText(), errdefs.ErrNotFound)
+	case len(missing) > 0:
+		return fmt.Errorf("incomplete: %s %s of its manifest never reached the content store: %w", missing[0].MediaType, missing[0].Digest, errdefs.ErrNotFound)
+	}
+	return nil
+}
+
+// platformsText names the platforms unpacked, for errors.
+func (im *Importer) platformsText() string {
+	return fetcher.FormatPlatforms(im.unpackPlatforms())
 }

@@ -97,7 +97,11 @@ func (e *FailedError) Is(target error) bool { return target == ErrImagesFailed }
 // failures reports the failed images of a run as one error.
 func failures(ctx context.Context, results []ImageResult) error {
 	n := 0
+	total := 0
 	for _, r := range results {
+		if r.Skipped == "" {
+			total++
+		}
 		if r.Err != nil {
 			log.G(ctx).WithError(r.Err).WithField("image", r.Target).Debug("image failed")
 			n++
@@ -106,7 +110,7 @@ func failures(ctx context.Context, results []ImageResult) error {
 	if n == 0 {
 		return nil
 	}
-	return &FailedError{Failed: n, Total: len(results)}
+	return &FailedError{Failed: n, Total: total}
 }
 
 // stopCause replaces a bare "context canceled" with why ctx was stopped

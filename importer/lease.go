@@ -91,25 +91,29 @@ func (im *Importer) dropStaleLeases(ctx context.Context, ls leases.Manager) {
 	}
 }
 
-// selfOwner identifies this process across pid reuse: host, pid and the
-// process start time from /proc.
+// selfOwner identifies this process across pid reuse and PID namespaces:
+// host, PID namespace, pid and the process start time from /proc.
 func selfOwner() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), procstat.StartTime(os.Getpid()))
+	return fmt.Sprintf("%s:%s:%d:%s", host, procstat.PIDNamespace(), os.Getpid(), procstat.StartTime(os.Getpid()))
 }
 
-// ownerAlive is true unless the owner ran on this host and is gone; an
-// owner on another host (or unreadable) is left to its lease's expiry.
+// ownerAlive is false only for an owner that ran on this host, in this
+// PID namespace, and is gone. An owner elsewhere (another host, another
+// PID namespace: a pod without hostPID), unreadable, or in the older
+// three-part form that names no namespace, is left to its lease's
+// expiry: a live import is never judged dead.
 func ownerAlive(owner string) bool {
 	parts := strings.Split(owner, ":")
-	if len(parts) != 3 {
+	if len(parts) != 4 {
 		return true
 	}
 	host, _ := os.Hostname()
-	pid, err := strconv.Atoi(parts[1])
-	if parts[0] != host || err != nil {
+	ns := procstat.PIDNamespace()
+	pid, err := strconv.Atoi(parts[2])
+	if parts[0] != host || ns == "" || parts[1] != ns || err != nil {
 		return true
 	}
 	st := procstat.StartTime(pid)
-	return st != "" && st == parts[2]
+	return st != "" && st == parts[3]
 }

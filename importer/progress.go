@@ -37,6 +37,9 @@ type ImageResult struct {
 	FromRegistry int64 // bytes written from the registry
 	Duration     time.Duration
 	Err          error
+	// Skipped says why an entry was left out on purpose (an entry for
+	// another platform than the ones imported); nothing was written.
+	Skipped string
 }
 
 type nopObserver struct{}

@@ -546,7 +546,7 @@ func TestReliabilityHostileSeedEntries(t *testing.T) {
 		// Above the archive's root: no blob path, so the blob is missing.
 		{"dotdot-above-root", func(d digest.Digest, body []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "blobs/../../blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeReg, Mode: 0o444}, body: body}
-		}, "not in any seed.*: not found"},
+		}, "path leaves the archive: invalid argument"},
 		{"hardlink-absolute", func(d digest.Digest, _ []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}}
 		}, "link points outside the archive: invalid argument"},

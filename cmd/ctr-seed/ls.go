@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
@@ -59,7 +60,12 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 	if err != nil {
 		return err
 	}
+	var bad error
 	for _, img := range imgs {
+		if img.Err != nil {
+			bad = errors.Join(bad, img.Err)
+			continue
+		}
 		name := img.Name
 		if name == "" {
 			name = "<none>"
@@ -79,5 +85,5 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", path, name, img.Target.Digest, img.Target.MediaType,
 			fetcher.FormatPlatforms(ps), progress.Bytes(size))
 	}
-	return nil
+	return bad
 }

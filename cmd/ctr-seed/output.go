@@ -106,6 +106,15 @@ func (o *output) ImageDone(r importer.ImageResult) {
 	if o.quiet {
 		return
 	}
+	if r.Skipped != "" {
+		line := fmt.Sprintf("skipped %s: %s\n", r.Target, r.Skipped)
+		if o.p != nil {
+			o.p.Write([]byte(line))
+			return
+		}
+		io.WriteString(o.out, line)
+		return
+	}
 	names := strings.Join(r.Names, ",")
 	if names == "" {
 		names = "<unnamed>"

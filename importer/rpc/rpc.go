@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/ctr-seed/ctr-seed/importer"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -36,7 +38,10 @@ func Import(ctx context.Context, conn *grpc.ClientConn, seeds []string, opts imp
 	}
 	out := new(wrapperspb.BytesValue)
 	if err := conn.Invoke(ctx, importPath, wrapperspb.Bytes(b), out); err != nil {
-		return nil, fmt.Errorf("import in the daemon (is it containerd-seed?): %w", errgrpc.ToNative(err))
+		if status.Code(err) == codes.Unimplemented {
+			return nil, fmt.Errorf("import in the daemon: it has no %s service (a stock containerd, not containerd-seed?): %w", serviceName, errgrpc.ToNative(err))
+		}
+		return nil, fmt.Errorf("import in the daemon: %w", errgrpc.ToNative(err))
 	}
 	results, err := decodeReply(out.Value)
 	if err != nil {

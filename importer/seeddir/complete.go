@@ -55,7 +55,10 @@ func fingerprintOf(path string) (fingerprint, error) {
 // supported the caller's quiet period is the only guard.
 func beingWritten(path string) bool {
 	fi, err := os.Stat(path)
-	if err != nil || fi.IsDir() {
+	if err != nil || !fi.Mode().IsRegular() {
+		// Only regular files are opened: a device node (or a link to one)
+		// is never opened, opening can have side effects (a watchdog, a
+		// tape); the import refuses it without opening it either.
 		return false
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -70,14 +73,30 @@ func beingWritten(path string) bool {
 	return false
 }
 
-// isBusy: open for writing, or changed within the quiet period.
+// isBusy: open for writing, or changed within its quiet period.
 func isBusy(path string) bool {
 	fp, err := fingerprintOf(path)
 	if err != nil {
 		return false // gone; the caller finds out
 	}
-	return time.Since(fp.MTime) < quietPeriod || beingWritten(path)
+	return time.Since(fp.MTime) < quietFor(path) || beingWritten(path)
 }
 
-// quietPeriod is how long a seed must stay unchanged before it is read.
+// quietPeriod is how long a seed file must stay unchanged before it is
+// read; a file open for writing is never read, whatever its age.
 const quietPeriod = 500 * time.Millisecond
+
+// dirQuietPeriod is the same for an OCI layout directory. A directory's
+// files cannot be asked whether anyone still writes them as one, and a
+// copy (from a slow stick, with cp -a keeping old mtimes) may pause between
+// index.json and the blobs: the tree must keep its fingerprint this long.
+// Copying it in under a hidden name and renaming it is immediate.
+const dirQuietPeriod = 5 * time.Second
+
+// quietFor is the quiet period of the seed at path.
+func quietFor(path string) time.Duration {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return dirQuietPeriod
+	}
+	return quietPeriod
+}

@@ -190,3 +190,33 @@ func TestState(t *testing.T) {
 		t.Errorf("damaged state: %v, %v; want a fresh one", damaged.Seeds, err)
 	}
 }
+
+// A layout directory waits for dirQuietPeriod with its tree unchanged: a
+// copy that pauses between index.json and the blobs is not read half-way.
+func TestPendingDirectoryWaitsLonger(t *testing.T) {
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout")
+	os.MkdirAll(filepath.Join(layout, "blobs", "sha256"), 0o755)
+	os.WriteFile(filepath.Join(layout, "index.json"), []byte("{}"), 0o644)
+	fp, _ := fingerprintOf(layout)
+	now := time.Now()
+	ps := pendingSeeds{}
+	ps.changed("layout", fp, now)
+	if got := ps.ready(dir, now.Add(quietPeriod)); len(got) != 0 {
+		t.Fatalf("a directory is ready after a file's quiet period: %v", got)
+	}
+	// The blobs arrive after a pause longer than a file's quiet period.
+	os.WriteFile(filepath.Join(layout, "blobs", "sha256", "x"), []byte("blob"), 0o644)
+	if got := ps.ready(dir, now.Add(dirQuietPeriod)); len(got) != 0 {
+		t.Fatalf("a directory whose tree changed is ready: %v", got)
+	}
+	if got := ps.ready(dir, now.Add(dirQuietPeriod+dirQuietPeriod/2)); len(got) != 0 {
+		t.Fatalf("ready before a whole quiet period since the change: %v", got)
+	}
+	if got := ps.ready(dir, now.Add(3*dirQuietPeriod)); !slices.Equal(got, []string{"layout"}) {
+		t.Fatalf("the directory once quiet: %v", got)
+	}
+	if quietFor(layout) != dirQuietPeriod || quietFor(filepath.Join(layout, "index.json")) != quietPeriod {
+		t.Error("quietFor")
+	}
+}

@@ -164,6 +164,10 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 			lg.WithError(r.Err).Error("seed image failed")
 			continue
 		}
+		if r.Skipped != "" {
+			lg.WithField("image", r.Target).WithField("why", r.Skipped).Info("seed image skipped")
+			continue
+		}
 		rec.Images = append(rec.Images, r.Names...)
 		bytes += r.FromSeed
 	}

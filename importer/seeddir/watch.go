@@ -24,6 +24,7 @@ const (
 type pending struct {
 	due time.Time
 	fp  fingerprint
+	dir bool // an OCI layout directory: see dirQuietPeriod
 }
 
 // watch imports seeds dropped into the directory until ctx ends. If the
@@ -149,6 +150,15 @@ func (ps pendingSeeds) changed(name string, fp fingerprint, now time.Time) {
 	p.fp, p.due = fp, now.Add(quietPeriod)
 }
 
+// quiet is how long after its last change a seed is read: a directory's
+// tree must keep its fingerprint longer (see dirQuietPeriod).
+func (p *pending) quiet() time.Duration {
+	if p.dir {
+		return dirQuietPeriod
+	}
+	return quietPeriod
+}
+
 // ready removes and returns, sorted, the seeds of dir that are complete
 // at now; seeds gone meanwhile are dropped, changed ones wait again.
 func (ps pendingSeeds) ready(dir string, now time.Time) []string {
@@ -163,8 +173,13 @@ func (ps pendingSeeds) ready(dir string, now time.Time) []string {
 			delete(ps, name)
 			continue
 		}
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() && !p.dir {
+			// Seen as a directory now: its longer quiet period applies.
+			p.dir, p.fp, p.due = true, fp, p.due.Add(dirQuietPeriod-quietPeriod)
+			continue
+		}
 		if fp != p.fp || beingWritten(path) {
-			p.fp, p.due = fp, now.Add(quietPeriod)
+			p.fp, p.due = fp, now.Add(p.quiet())
 			continue
 		}
 		delete(ps, name)

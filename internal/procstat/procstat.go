@@ -26,3 +26,14 @@ func StartTime(pid int) string {
 	}
 	return f[19]
 }
+
+// PIDNamespace identifies the PID namespace of this process ("" if it
+// cannot be read): pids and start times mean something only inside it.
+func PIDNamespace() string {
+	l, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	// "pid:[4026531836]"
+	return strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
+}

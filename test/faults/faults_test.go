@@ -59,8 +59,8 @@ func TestKilledMidway(t *testing.T) {
 	stale := ls[0]
 	host, _ := os.Hostname()
 	owner := stale.Labels[leaseOwnerLabel]
-	if parts := strings.Split(owner, ":"); len(parts) != 3 || parts[0] != host || parts[1] != strconv.Itoa(p.Pid()) || parts[2] == "" {
-		t.Errorf("lease %s: owner %q, want %s:%d:<start time>", stale.ID, owner, host, p.Pid())
+	if parts := strings.Split(owner, ":"); len(parts) != 4 || parts[0] != host || parts[1] != procstat.PIDNamespace() || parts[2] != strconv.Itoa(p.Pid()) || parts[3] == "" {
+		t.Errorf("lease %s: owner %q, want %s:%s:%d:<start time>", stale.ID, owner, host, procstat.PIDNamespace(), p.Pid())
 	}
 	if st := procstat.StartTime(p.Pid()); st != "" && strings.HasSuffix(owner, ":"+st) {
 		t.Errorf("lease owner %q: a process with that pid and start time still runs", owner)

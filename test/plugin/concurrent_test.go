@@ -395,7 +395,7 @@ func concurrentRound(t *testing.T, mode string, img *testseed.Built, data []byte
 	for id, l := range w.leases {
 		parts := strings.Split(l.owner, ":")
 		switch {
-		case len(parts) == 3 && parts[1] == strconv.Itoa(cli.Pid()):
+		case len(parts) == 4 && parts[2] == strconv.Itoa(cli.Pid()): // host:pidns:pid:start
 			if cliLease != nil {
 				other = append(other, id+" (a second one of the CLI)")
 			}
