@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenSeed$$' -fuzztime $(FUZZTIME) ./fetcher
 	$(GO) test -run '^$$' -fuzz '^FuzzDockerManifest$$' -fuzztime $(FUZZTIME) ./fetcher
 	$(GO) test -run '^$$' -fuzz '^FuzzPick$$' -fuzztime $(FUZZTIME) ./fetcher
+	$(GO) test -run '^$$' -fuzz '^FuzzRegistryManifest$$' -fuzztime $(FUZZTIME) ./fetcher
 
 test: vet unit fuzz
 

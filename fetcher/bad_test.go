@@ -5,15 +5,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -215,4 +217,40 @@ func TestBadDirectories(t *testing.T) {
 	}
 	_, err = Open(ctx, fifo)
 	wantMsg(t, err, "seed "+fifo, "not a regular file or directory")
+}
+
+// The index of a tar seed is capped: entries, one name's length, and all
+// names together; each is refused with one line, as it is read.
+func TestIndexCaps(t *testing.T) {
+	stream := func(n int, name func(i int) string) io.Reader {
+		pr, pw := io.Pipe()
+		go func() {
+			tw := tar.NewWriter(pw)
+			for i := range n {
+				if err := tw.WriteHeader(&tar.Header{Name: name(i), Typeflag: tar.TypeReg, Mode: 0o644}); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+			}
+			pw.CloseWithError(tw.Close())
+		}()
+		return pr
+	}
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		want string
+	}{
+		{"entries", stream(MaxEntries+1, func(i int) string { return strconv.Itoa(i) }), "more than 262144 entries"},
+		{"name-length", stream(1, func(int) string { return strings.Repeat("n", MaxNameLen+1) }), "beyond the 4096 byte cap"},
+		{"name-bytes", stream(MaxNameBytes/4000+1, func(i int) string { return fmt.Sprintf("%04000d", i) }), "entry names beyond 33554432 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := indexTar(tc.r)
+			if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("indexTar: %v; want %q", err, tc.want)
+			}
+			io.Copy(io.Discard, tc.r) // let the writer end
+		})
+	}
 }

@@ -2,7 +2,6 @@ package fetcher
 
 import (
 	"context"
-	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 
 	ctrarchive "github.com/containerd/containerd/v2/core/images/archive"
 	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 )
 

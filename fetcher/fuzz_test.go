@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"path/filepath"
 	"reflect"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	distref "github.com/distribution/reference"

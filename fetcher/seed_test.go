@@ -3,12 +3,12 @@ package fetcher
 import (
 	"bytes"
 	"context"
-	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/platforms"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )

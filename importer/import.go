@@ -42,12 +42,13 @@ type entryGroup struct {
 
 func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds) []ImageResult {
 	imgs, err := s.Images(ctx)
-	if err != nil {
-		return []ImageResult{{Seed: s.Path(), Target: s.Index().Digest, Err: err}}
+	if err == nil && len(imgs) == 0 {
+		err = fmt.Errorf("seed %s: no images: its index lists none: %w", s.Path(), errdefs.ErrNotFound)
 	}
-	if len(imgs) == 0 {
-		return []ImageResult{{Seed: s.Path(), Target: s.Index().Digest,
-			Err: fmt.Errorf("seed %s: no images: its index lists none: %w", s.Path(), errdefs.ErrNotFound)}}
+	if err != nil {
+		r := ImageResult{Seed: s.Path(), Target: s.Index().Digest, Err: err}
+		im.opts.Observer.ImageDone(r)
+		return []ImageResult{r}
 	}
 	// Entries naming the same blob the same way are one image (its tags);
 	// an entry that describes the blob differently (another media type or

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"io"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	"github.com/klauspost/compress/gzip"

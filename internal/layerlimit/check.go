@@ -57,7 +57,7 @@ func (u undecodable) Unwrap() error { return u.error }
 func (c Cap) count(r io.Reader) error {
 	if !c.Sniffed {
 		// The applier takes the content as a tar, as it is.
-		return c.Count(r)
+		return c.named("tar", c.Count(r))
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(10)
@@ -68,7 +68,7 @@ func (c Cap) count(r io.Reader) error {
 	format := "gzip"
 	switch kind := compression.DetectCompression(head); kind {
 	case compression.Uncompressed:
-		return c.Count(br)
+		return c.named("tar", c.Count(br))
 	case compression.Gzip:
 		g, err := gzip.NewReader(br)
 		if err != nil {
@@ -86,7 +86,11 @@ func (c Cap) count(r io.Reader) error {
 		return c.undecodable("layer", fmt.Errorf("unsupported compression %v", kind))
 	}
 	defer dec.Close()
-	err = c.Count(dec)
+	return c.named(format, c.Count(dec))
+}
+
+// named says which layer and format an undecodable error is about.
+func (c Cap) named(format string, err error) error {
 	var u undecodable
 	if errors.As(err, &u) {
 		return c.undecodable(format, u.error)
