@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 )
 
@@ -26,6 +28,11 @@ const (
 	// stopped import's lease is deleted.
 	stoppedGCWait = 3 * time.Second
 )
+
+// ErrLeaseLost is matched (errors.Is) when an import's lease was deleted
+// by someone else while it ran: a fault of the node, not of the seed, so
+// the plugin tries the seed again.
+var ErrLeaseLost = errors.New("import lease lost")
 
 // withLease holds everything an import writes until the records exist.
 // done deletes the lease and waits for the garbage collector, so whatever
@@ -58,6 +65,11 @@ func (im *Importer) withLease(ctx context.Context) (context.Context, func() erro
 			if stopped && dctx.Err() != nil {
 				log.G(ctx).WithField("lease", l.ID).Info("lease deleted; its content goes at the next garbage collection")
 				return nil
+			}
+			if errdefs.IsNotFound(err) {
+				// Someone else deleted it under the import: what it wrote
+				// may be gone; the import is not to be trusted, the seed is.
+				return fmt.Errorf("lease %s deleted by someone else during the import: %w", l.ID, ErrLeaseLost)
 			}
 			return fmt.Errorf("deleting lease %s: %w", l.ID, err)
 		}

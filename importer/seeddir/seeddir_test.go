@@ -220,3 +220,20 @@ func TestPendingDirectoryWaitsLonger(t *testing.T) {
 		t.Error("quietFor")
 	}
 }
+
+// A failure that was the node's (the import's lease deleted under it) is
+// retried at the next rescan; a seed's own failure waits for a change.
+func TestRetryAfterLostLease(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := loadState(dir)
+	fp := fingerprint{Size: 1}
+	st.put("lost.tar", record{Fingerprint: fp, Error: "lease gone", Retry: true})
+	st.put("bad.tar", record{Fingerprint: fp, Error: "digest mismatch"})
+	again, _ := loadState(dir)
+	if r, _ := again.get("lost.tar"); !r.Retry {
+		t.Error("Retry not kept across a restart")
+	}
+	if r, _ := again.get("bad.tar"); r.Retry {
+		t.Error("a seed's own failure marked for retry")
+	}
+}

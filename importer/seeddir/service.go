@@ -127,7 +127,7 @@ func (s *Service) importIfNew(ctx context.Context, name string, retryFailed bool
 		return // gone meanwhile
 	}
 	if r, ok := s.state.get(name); ok && r.Fingerprint == fp {
-		if r.Error != "" && !retryFailed {
+		if r.Error != "" && !retryFailed && !r.Retry {
 			return
 		}
 		if r.Error == "" && s.imagesPresent(ctx, r.Images) {
@@ -178,7 +178,7 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 		return
 	}
 	if err != nil {
-		rec.Error = err.Error()
+		rec.Error, rec.Retry = err.Error(), errors.Is(err, importer.ErrLeaseLost)
 		if !errors.Is(err, importer.ErrImagesFailed) {
 			lg.WithError(err).Error("seed import failed")
 		}

@@ -28,8 +28,11 @@ type record struct {
 	Images      []string    `json:"images,omitempty"`
 	ImportedAt  time.Time   `json:"imported_at"`
 	// Error is set when the seed failed; it is not retried until it
-	// changes (or the service restarts).
+	// changes (or the service restarts), unless Retry says the failure
+	// was the node's (the import's lease deleted under it): then the next
+	// rescan tries it again.
 	Error string `json:"error,omitempty"`
+	Retry bool   `json:"retry,omitempty"`
 }
 
 type state struct {
