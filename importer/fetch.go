@@ -22,10 +22,40 @@ type runBlobs struct {
 	mu       sync.Mutex
 	verified map[digest.Digest]bool
 	capped   map[digest.Digest]bool
+	// held are the blobs of the image a seed holds; fetched, those this
+	// run asked a source for. The rest of held the store had already.
+	held, fetched map[digest.Digest]bool
 }
 
 func newRunBlobs() *runBlobs {
-	return &runBlobs{verified: map[digest.Digest]bool{}, capped: map[digest.Digest]bool{}}
+	return &runBlobs{verified: map[digest.Digest]bool{}, capped: map[digest.Digest]bool{},
+		held: map[digest.Digest]bool{}, fetched: map[digest.Digest]bool{}}
+}
+
+func (b *runBlobs) markHeld(d digest.Digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.held[d] = true
+}
+
+func (b *runBlobs) markFetched(d digest.Digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fetched[d] = true
+}
+
+// fromStore counts the blobs a seed holds that were taken from the store
+// instead (never read from the seed: a corrupt seed copy goes unseen).
+func (b *runBlobs) fromStore() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for d := range b.held {
+		if !b.fetched[d] {
+			n++
+		}
+	}
+	return n
 }
 
 // record notes a blob whose stream reached its end without error.
@@ -64,6 +94,7 @@ type writeFetcher struct {
 }
 
 func (f *writeFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	f.blobs.markFetched(desc.Digest)
 	rc, err := f.inner.Fetch(ctx, desc)
 	if err != nil {
 		f.obs.BlobDone(desc.Digest, err)

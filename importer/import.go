@@ -137,7 +137,7 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		r.Duration = time.Since(start)
 		return r
 	} else {
-		r.FromSeed, r.FromRegistry, r.Err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all})
+		r.FromSeed, r.FromRegistry, r.FromStore, r.Err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all})
 	}
 	if r.Err == nil {
 		r.Err = im.checkUsable(ctx, g.desc)

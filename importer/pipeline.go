@@ -33,7 +33,7 @@ type job struct {
 
 // transfer writes the content of j and unpacks it, and returns the bytes
 // written from seeds and from the registry. It creates no records.
-func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry int64, err error) {
+func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry int64, fromStore int, err error) {
 	var seedN, regN atomic.Int64
 	j.blobs = newRunBlobs()
 	cs := im.client.ContentStore()
@@ -46,7 +46,7 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	if j.limit > 0 {
 		children = images.LimitManifests(children, matcher, j.limit)
 	}
-	handlers := []images.Handler{checkSeeds(j.seeds), im.fetchHandler(f), children}
+	handlers := []images.Handler{checkSeeds(j.seeds), noteHeld(j.seeds, j.blobs), im.fetchHandler(f), children}
 	if j.name != "" {
 		if dist, err := docker.AppendDistributionSourceLabel(cs, j.name); err == nil {
 			handlers = append(handlers, dist)
@@ -63,7 +63,7 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 			f.guard = &limits
 		}
 		if unpacker, err = im.newUnpacker(ctx, sn, a); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		h = unpacker.Unpack(h)
 	}
@@ -77,7 +77,7 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 			err = uerr
 		}
 	}
-	return seedN.Load(), regN.Load(), distinct(err)
+	return seedN.Load(), regN.Load(), j.blobs.fromStore(), distinct(err)
 }
 
 // distinct collapses an errors.Join of repeated causes. containerd's
@@ -130,6 +130,17 @@ func checkSeeds(seeds fetcher.Seeds) images.HandlerFunc {
 			return nil, fmt.Errorf("blob %s: invalid size %d: %w", desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
 		}
 		return nil, seeds.Check(desc)
+	}
+}
+
+// noteHeld records the blobs a seed holds, to tell afterwards which of them
+// the store had already.
+func noteHeld(seeds fetcher.Seeds, blobs *runBlobs) images.HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if seeds.Has(desc) {
+			blobs.markHeld(desc.Digest)
+		}
+		return nil, nil
 	}
 }
 

@@ -35,6 +35,7 @@ type ImageResult struct {
 	MediaType    string
 	FromSeed     int64 // bytes written from seeds
 	FromRegistry int64 // bytes written from the registry
+	FromStore    int   // blobs a seed holds that the store had already: not read
 	Duration     time.Duration
 	Err          error
 	// Skipped says why an entry was left out on purpose (an entry for

@@ -38,7 +38,7 @@ func (im *Importer) Pull(ctx context.Context, r *fetcher.Resolver, ref string) (
 	if im.opts.AllPlatforms {
 		limit = 0
 	}
-	res.FromSeed, res.FromRegistry, err = im.transfer(ctx, job{desc: desc, name: name, fetcher: f, seeds: r.Seeds(), limit: limit})
+	res.FromSeed, res.FromRegistry, res.FromStore, err = im.transfer(ctx, job{desc: desc, name: name, fetcher: f, seeds: r.Seeds(), limit: limit})
 	if err == nil {
 		err = im.record(ctx, name, desc)
 	}

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -104,9 +103,10 @@ type impSummary struct {
 	seconds           string
 }
 
-var impSummaryRE = regexp.MustCompile(`^imported (\S+) (sha256:[0-9a-f]{64}): ([0-9]+\.[0-9] [KMGTPEZY]?i?B) from seed, ([0-9]+\.[0-9] [KMGTPEZY]?i?B) from registry, ([0-9]+\.[0-9]+)s$`)
-
-var impWroteRE = regexp.MustCompile(`^wrote sha256:[0-9a-f]{12} \([0-9]+\.[0-9] [KMGTPEZY]?i?B from (seed|registry)\)$`)
+var (
+	impSummaryRE = harness.SummaryRE
+	impWroteRE   = harness.WroteRE
+)
 
 // impParseStdout splits ctr-seed import's (non-TTY) stdout into wrote lines
 // and summaries; any other line fails the test.
@@ -125,7 +125,10 @@ func impParseStdout(t *testing.T, stdout string) (wrote []string, sums []impSumm
 			t.Errorf("unexpected stdout line %q", l)
 			continue
 		}
-		sums = append(sums, impSummary{names: strings.Split(m[1], ","), target: digest.Digest(m[2]), fromSeed: m[3], fromReg: m[4], seconds: m[5]})
+		if m[1] != "imported" {
+			t.Errorf("summary %q: want imported", l)
+		}
+		sums = append(sums, impSummary{names: strings.Split(m[2], ","), target: digest.Digest(m[3]), fromSeed: m[4], fromReg: m[5], seconds: m[7]})
 	}
 	return wrote, sums
 }
@@ -405,7 +408,7 @@ func TestReimportIsFree(t *testing.T) {
 		t.Fatalf("first import: %d wrote lines, %d summaries:\n%s", len(wrote1), len(sums1), r1.stdout)
 	}
 	for _, s := range sums1 {
-		if s.fromSeed == "0.0 B" {
+		if s.fromSeed == "0 B" {
 			t.Errorf("first import of %v read nothing from the seed", s.names)
 		}
 	}
@@ -423,7 +426,7 @@ func TestReimportIsFree(t *testing.T) {
 		t.Fatalf("second import: %d summaries:\n%s", len(sums2), r2.stdout)
 	}
 	for _, s := range sums2 {
-		if s.fromSeed != "0.0 B" || s.fromReg != "0.0 B" {
+		if s.fromSeed != "0 B" || s.fromReg != "" {
 			t.Errorf("second import of %v: %s from seed, %s from registry", s.names, s.fromSeed, s.fromReg)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/pkg/progress"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
@@ -155,8 +153,8 @@ type pullSummary struct {
 }
 
 var (
-	pullSummaryRE = regexp.MustCompile(`^imported (\S+) (\S+): (.+) from seed, (.+) from registry, [0-9]+\.[0-9]{2}s$`)
-	pullWroteRE   = regexp.MustCompile(`^wrote (sha256:[0-9a-f]{12}) \((.+) from (seed|registry)\)$`)
+	pullSummaryRE = harness.SummaryRE
+	pullWroteRE   = harness.WroteRE
 )
 
 // parsePullOutput splits ctr-seed's plain (non-terminal) output into
@@ -167,7 +165,10 @@ func parsePullOutput(t *testing.T, stdout string) ([]pullSummary, map[string]str
 	wrote := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
 		if m := pullSummaryRE.FindStringSubmatch(line); m != nil {
-			sums = append(sums, pullSummary{m[1], m[2], m[3], m[4]})
+			if m[1] != "pulled" {
+				t.Errorf("summary %q: want pulled", line)
+			}
+			sums = append(sums, pullSummary{m[2], m[3], m[4], m[5]})
 			continue
 		}
 		if m := pullWroteRE.FindStringSubmatch(line); m != nil {
@@ -199,7 +200,7 @@ func pullSize(ds ...ocispec.Descriptor) (n int64) {
 func checkPullOutput(t *testing.T, r result, name string, target digest.Digest, fromSeed, fromRegistry []ocispec.Descriptor) {
 	t.Helper()
 	sums, wrote := parsePullOutput(t, r.stdout)
-	want := pullSummary{name, target.String(), progress.Bytes(pullSize(fromSeed...)).String(), progress.Bytes(pullSize(fromRegistry...)).String()}
+	want := pullSummary{name, target.String(), harness.SizeText(pullSize(fromSeed...)), harness.SizeText(pullSize(fromRegistry...))}
 	if len(sums) != 1 || sums[0] != want {
 		t.Errorf("summary lines %+v, want one %+v\nstdout:\n%s", sums, want, r.stdout)
 	}

@@ -263,7 +263,7 @@ func TestPullParityWithCtr(t *testing.T) {
 			nsSeed, nsCtr := namespace(t)+"-seed", namespace(t)+"-ctr"
 			r := mustPull(t, nsSeed, append(append([]string{"--plain-http", "--seed", seed}, pf...), ref)...)
 			sums, _ := parsePullOutput(t, r.stdout)
-			if len(sums) != 1 || sums[0].fromSeed == "0.0 B" || sums[0].fromRegistry == "0.0 B" {
+			if len(sums) != 1 || sums[0].fromSeed == "0 B" || sums[0].fromRegistry == "0 B" {
 				t.Errorf("want bytes from both seed and registry: %+v", sums)
 			}
 			checkPulled(t, nsSeed, ref, root, want, true)

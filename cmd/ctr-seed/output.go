@@ -22,15 +22,29 @@ type output struct {
 	out, errw io.Writer
 	quiet     bool
 
-	mu       sync.Mutex
-	p        *mpb.Progress // nil unless on a terminal
-	bars     map[digest.Digest]*mpb.Bar
-	started  map[digest.Digest]string // digest → "size, source" for plain lines
-	failures int
+	verb      string // "imported" or "pulled"
+	mu        sync.Mutex
+	p         *mpb.Progress // nil unless on a terminal
+	bars      map[digest.Digest]*mpb.Bar
+	started   map[digest.Digest]string // digest → "size, source" for plain lines
+	failures  int
+	held      []heldLine // on a terminal: printed once the bars have stopped
+	closeOnce sync.Once
+}
+
+// heldLine is a summary or error line kept until the bars stop: written
+// while they redraw, a line can be wiped, or cut at the terminal's width.
+type heldLine struct {
+	w    io.Writer
+	text string
 }
 
 func newOutput(cmd *cli.Command) *output {
-	o := &output{out: cmd.Root().Writer, errw: cmd.Root().ErrWriter, quiet: cmd.Bool("quiet"),
+	verb := "imported"
+	if cmd.Name == "pull" {
+		verb = "pulled"
+	}
+	o := &output{out: cmd.Root().Writer, errw: cmd.Root().ErrWriter, quiet: cmd.Bool("quiet"), verb: verb,
 		bars: map[digest.Digest]*mpb.Bar{}, started: map[digest.Digest]string{}}
 	if f, ok := o.out.(*os.File); ok && !o.quiet && term.IsTerminal(int(f.Fd())) {
 		o.p = mpb.New(mpb.WithOutput(f), mpb.WithWidth(40))
@@ -54,11 +68,11 @@ func (o *output) BlobStarted(image string, d digest.Digest, size int64, src impo
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.started[d] = fmt.Sprintf("%s from %s", progress.Bytes(size), src)
+	o.started[d] = fmt.Sprintf("%s from %s", sizeText(size), src)
 	if o.p != nil {
 		o.bars[d] = o.p.AddBar(size,
 			mpb.PrependDecorators(decor.Name(short(d)+" ", decor.WCSyncSpaceR), decor.Name(string(src)+" ")),
-			mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f")),
+			mpb.AppendDecorators(decor.OnAbort(decor.CountersKibiByte("% .1f / % .1f"), "failed")),
 			mpb.BarRemoveOnComplete())
 	}
 }
@@ -84,7 +98,7 @@ func (o *output) BlobDone(d digest.Digest, err error) {
 	if b := o.bars[d]; b != nil {
 		delete(o.bars, d)
 		if err != nil {
-			b.Abort(true)
+			b.Abort(false) // stays drawn, saying "failed"
 		} else {
 			b.SetTotal(-1, true)
 		}
@@ -100,37 +114,73 @@ func (o *output) ImageDone(r importer.ImageResult) {
 	defer o.mu.Unlock()
 	if r.Err != nil {
 		o.failures++
-		fmt.Fprintf(o.errw, "ctr-seed: %s\n", oneLine(r.Err))
+		o.line(o.errw, fmt.Sprintf("ctr-seed: %s\n", oneLine(r.Err)))
 		return
 	}
 	if o.quiet {
 		return
 	}
 	if r.Skipped != "" {
-		line := fmt.Sprintf("skipped %s: %s\n", r.Target, r.Skipped)
-		if o.p != nil {
-			o.p.Write([]byte(line))
-			return
-		}
-		io.WriteString(o.out, line)
+		o.line(o.out, fmt.Sprintf("skipped %s: %s\n", r.Target, r.Skipped))
 		return
 	}
 	names := strings.Join(r.Names, ",")
 	if names == "" {
 		names = "<unnamed>"
 	}
-	line := fmt.Sprintf("imported %s %s: %s from seed, %s from registry, %.2fs\n", names, r.Target,
-		progress.Bytes(r.FromSeed), progress.Bytes(r.FromRegistry), r.Duration.Seconds())
-	if o.p != nil {
-		o.p.Write([]byte(line))
-		return
+	from := sizeText(r.FromSeed) + " from seed"
+	if r.FromRegistry > 0 || o.verb == "pulled" {
+		from += ", " + sizeText(r.FromRegistry) + " from registry"
 	}
-	io.WriteString(o.out, line)
+	if r.FromStore > 0 {
+		from += fmt.Sprintf(", %d %s already in the store (not read from the seed)", r.FromStore, plural(r.FromStore, "blob", "blobs"))
+	}
+	o.line(o.out, fmt.Sprintf("%s %s %s: %s, %.2fs\n", o.verb, names, r.Target, from, r.Duration.Seconds()))
 }
 
-// Close waits for the bars to finish drawing.
-func (o *output) Close() {
+// line prints text to w now, or, on a terminal, once the bars stop.
+func (o *output) line(w io.Writer, text string) {
 	if o.p != nil {
-		o.p.Wait()
+		o.held = append(o.held, heldLine{w, text})
+		return
 	}
+	io.WriteString(w, text)
+}
+
+// sizeText is a byte count as an operator reads it: "506 B", "1.5 MiB".
+func sizeText(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return progress.Bytes(n).String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// Close stops the bars, then prints what was held for after them, so
+// every line stays on the screen whole.
+func (o *output) Close() {
+	o.closeOnce.Do(func() {
+		if o.p == nil {
+			return
+		}
+		o.mu.Lock()
+		for d, b := range o.bars {
+			b.Abort(false) // a blob never finished (the run stopped)
+			delete(o.bars, d)
+		}
+		o.mu.Unlock()
+		o.p.Wait()
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, l := range o.held {
+			io.WriteString(l.w, l.text)
+		}
+		o.held = nil
+	})
 }

@@ -46,7 +46,7 @@ import (
 //
 //	{"version": 1, "images": [{"seed": "/abs/path", "names": ["docker.io/library/alpine:3.20"],
 //	  "target": "sha256:…", "mediaType": "…", "fromSeed": 123, "fromRegistry": 0,
-//	  "duration": 1500000000, "err": "…", "skipped": "…"}]}   // duration in ns; err "" when the image
+//	  "duration": 1500000000, "fromStore": 2, "err": "…", "skipped": "…"}]}   // duration in ns; err "" when the image
 //	                                                          // landed; skipped: why it was left out
 
 // Version is the schema version this build sends and the newest it reads.
@@ -99,6 +99,7 @@ type image struct {
 	Duration     int64         `json:"duration"`
 	Err          string        `json:"err,omitempty"`
 	Skipped      string        `json:"skipped,omitempty"`
+	FromStore    int           `json:"fromStore,omitempty"`
 }
 
 // encodeRequest is the client's side: what a request for seeds with opts
@@ -152,7 +153,7 @@ func encodeReply(results []importer.ImageResult) ([]byte, error) {
 	rep := reply{Version: Version}
 	for _, r := range results {
 		im := image{Seed: r.Seed, Names: r.Names, Target: r.Target, MediaType: r.MediaType,
-			FromSeed: r.FromSeed, FromRegistry: r.FromRegistry, Duration: int64(r.Duration), Skipped: r.Skipped}
+			FromSeed: r.FromSeed, FromRegistry: r.FromRegistry, Duration: int64(r.Duration), Skipped: r.Skipped, FromStore: r.FromStore}
 		if r.Err != nil {
 			im.Err = r.Err.Error()
 		}
@@ -169,7 +170,7 @@ func decodeReply(b []byte) ([]importer.ImageResult, error) {
 	var results []importer.ImageResult
 	for _, im := range rep.Images {
 		r := importer.ImageResult{Seed: im.Seed, Names: im.Names, Target: im.Target, MediaType: im.MediaType,
-			FromSeed: im.FromSeed, FromRegistry: im.FromRegistry, Duration: time.Duration(im.Duration), Skipped: im.Skipped}
+			FromSeed: im.FromSeed, FromRegistry: im.FromRegistry, Duration: time.Duration(im.Duration), Skipped: im.Skipped, FromStore: im.FromStore}
 		if im.Err != "" {
 			r.Err = errors.New(im.Err)
 		}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -156,8 +155,8 @@ func importMidway(t *testing.T, ns string) (*harness.Daemon, *client.Client, *ha
 // ---- stdout ----
 
 var (
-	wroteRE    = regexp.MustCompile(`^wrote (sha256:[0-9a-f]{12}) \([0-9]+\.[0-9] [KMGTPEZY]?i?B from (seed|registry)\)$`)
-	importedRE = regexp.MustCompile(`^imported (\S+) (sha256:[0-9a-f]{64}): ([0-9]+\.[0-9] [KMGTPEZY]?i?B) from seed, ([0-9]+\.[0-9] [KMGTPEZY]?i?B) from registry, ([0-9]+\.[0-9]+)s$`)
+	wroteRE    = harness.WroteRE
+	importedRE = harness.SummaryRE
 )
 
 // parseStdout splits ctr-seed import's (non-TTY) stdout into the short

@@ -165,8 +165,8 @@ func startImport(t *testing.T, address, ns string, args ...string) *harness.Proc
 }
 
 var (
-	cliWroteRE    = regexp.MustCompile(`^wrote (sha256:[0-9a-f]{12}) \(([0-9.]+ [KMGT]?i?B) from seed\)$`)
-	cliImportedRE = regexp.MustCompile(`^imported (\S+) (sha256:[0-9a-f]{64}): ([0-9.]+ [KMGT]?i?B) from seed, ([0-9.]+ [KMGT]?i?B) from registry, [0-9.]+s$`)
+	cliWroteRE    = harness.WroteRE
+	cliImportedRE = harness.SummaryRE
 	logBytesRE    = regexp.MustCompile(`(?:^|\s)bytes="?([0-9.]+ [KMGT]?i?B)"?(?:\s|$)`)
 )
 
@@ -333,8 +333,8 @@ func concurrentRound(t *testing.T, mode string, img *testseed.Built, data []byte
 			cliWrote[m[1]] = true
 		} else if m := cliImportedRE.FindStringSubmatch(l); m != nil {
 			cliImported = append(cliImported, l)
-			if m[1] != img.Name || m[2] != img.Manifest.Digest.String() {
-				t.Errorf("ctr-seed imported %s %s, want %s %s", m[1], m[2], img.Name, img.Manifest.Digest)
+			if m[1] != "imported" || m[2] != img.Name || m[3] != img.Manifest.Digest.String() {
+				t.Errorf("ctr-seed %s %s %s, want imported %s %s", m[1], m[2], m[3], img.Name, img.Manifest.Digest)
 			}
 		} else if l != "" {
 			t.Errorf("unexpected ctr-seed stdout line %q", l)
