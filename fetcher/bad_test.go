@@ -152,7 +152,7 @@ func TestBadArchives(t *testing.T) {
 		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2}, []string{"unsupported compression"}},
 		{"broken-index", testutil.RawTar(t, rawEntry{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, rawEntry{Name: "index.json", Body: []byte(`{"manifests": [`)}), []string{"index.json", "not a valid image index"}},
 		{"huge-index", testutil.RawTar(t, rawEntry{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, rawEntry{Name: "index.json", Body: big}), []string{"index.json", "exceeds the 33554432 byte cap"}},
-		{"no-layout", testutil.RawTar(t, rawEntry{Name: "hello", Body: []byte("x")}), []string{"unrecognized seed"}},
+		{"no-layout", testutil.RawTar(t, rawEntry{Name: "hello", Body: []byte("x")}), []string{"not an image archive"}},
 		{"layout-version", testutil.RawTar(t, rawEntry{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"9"}`)}), []string{"unsupported layout version"}},
 		{"index-is-symlink-out", testutil.RawTar(t, rawEntry{Name: "oci-layout", Body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, rawEntry{Name: "index.json", Type: tar.TypeSymlink, Link: "/etc/passwd"}), []string{"index.json", "outside the archive"}},
 	} {

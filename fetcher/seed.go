@@ -3,6 +3,7 @@ package fetcher
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,11 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
+
+// ErrNotArchive is matched (errors.Is) when a file is no image archive at
+// all (a README, a checksum list): not a broken seed, so a seeds dir skips
+// it quietly.
+var ErrNotArchive = errors.New("not an image archive (no index.json, manifest.json or oci-layout)")
 
 // Seed is one opened and indexed seed.
 type Seed struct {
@@ -137,7 +143,7 @@ func (s *Seed) load(ctx context.Context) error {
 	} else if !errdefs.IsNotFound(err) {
 		return s.errorf("%w", err)
 	}
-	return s.errorf("unrecognized seed: neither %s nor %s found: %w", ocispec.ImageLayoutFile, dockerManifestFile, errdefs.ErrInvalidArgument)
+	return s.errorf("%w: %w", ErrNotArchive, errdefs.ErrInvalidArgument)
 }
 
 // Path is the seed's file or directory name, as given to Open.

@@ -97,13 +97,14 @@ func indexTar(r io.Reader) (*entries, error) {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			if n == 0 {
-				return nil, fmt.Errorf("not a tar archive: no entries: %w", errdefs.ErrInvalidArgument)
+				return nil, fmt.Errorf("%w: not a tar archive: no entries: %w", ErrNotArchive, errdefs.ErrInvalidArgument)
 			}
 			return idx, nil
 		}
 		if err != nil {
-			if n == 0 && errors.Is(err, tar.ErrHeader) {
-				return nil, fmt.Errorf("not a tar archive (or unsupported compression): %w", errdefs.ErrInvalidArgument)
+			if n == 0 {
+				// A text file, a checksum list: nothing that starts a tar.
+				return nil, fmt.Errorf("%w: not a tar archive (nor gzip or zstd): %w", ErrNotArchive, errdefs.ErrInvalidArgument)
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, fmt.Errorf("truncated archive after %d entries: %w", n, errdefs.ErrInvalidArgument)

@@ -8,6 +8,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -88,7 +89,7 @@ func initFn(ic *cplugin.InitContext) (any, error) {
 	p := &instance{imports: rpc.NewServer(c, svc.SeedOptions()...), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		if err := svc.Run(ctx); err != nil && ctx.Err() == nil {
+		if err := svc.Run(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, seeddir.ErrSeedsFailed) {
 			log.G(ctx).WithError(err).Error("seed importer stopped")
 		}
 	}()

@@ -79,7 +79,7 @@ func TestPullRegistryBomb(t *testing.T) {
 			args = append(args, ref)
 
 			cause := regexp.MustCompile(regexp.QuoteMeta("layer "+bomb.Digest.String()+": decompression bomb: expands beyond "+strconv.Itoa(maxBytes)+" bytes (ratio ") +
-				`[0-9]+:1 of ` + strconv.FormatInt(bomb.Size, 10) + ` compressed\): invalid argument`)
+				`[0-9]+:1 of ` + strconv.FormatInt(bomb.Size, 10) + ` compressed\)$`)
 			prefix := "ctr-seed: pulling " + ref + ": "
 
 			// The pull itself.
@@ -246,7 +246,7 @@ func TestPullRegistryBombNoSeed(t *testing.T) {
 	reg := pullRegistry(t, testregistry.Options{}, "library/bomb-noseed", "1", img.manifest, all)
 	ref := reg.Host + "/library/bomb-noseed:1"
 	cause := regexp.MustCompile(regexp.QuoteMeta("layer "+bomb.Digest.String()+": decompression bomb: expands beyond "+strconv.Itoa(maxBytes)+" bytes (ratio ") +
-		`[0-9]+:1 of ` + strconv.FormatInt(bomb.Size, 10) + ` compressed\): invalid argument`)
+		`[0-9]+:1 of ` + strconv.FormatInt(bomb.Size, 10) + ` compressed\)$`)
 	for _, flags := range [][]string{nil, {"--daemon-apply"}} {
 		args := append(append([]string{"--plain-http", "--max-layer-bytes", strconv.Itoa(maxBytes)}, flags...), ref)
 		r := pullRun(t, ns, args...)

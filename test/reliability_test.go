@@ -355,7 +355,7 @@ func TestReliabilityDecompressionBomb(t *testing.T) {
 				relBlobEntry(img.config.Digest, img.blobs[img.config.Digest]),
 				relFileEntry("blobs/sha256/"+layer.Digest.Encoded(), lp))
 			cause := regexp.QuoteMeta(fmt.Sprintf("decompression bomb: expands beyond %d bytes (ratio ", tc.limit(layer.Size))) +
-				`[0-9]+:1 of ` + strconv.FormatInt(layer.Size, 10) + ` compressed\): invalid argument$`
+				`[0-9]+:1 of ` + strconv.FormatInt(layer.Size, 10) + ` compressed\)$`
 			relRefused(t, ns, relWant{seed: seed, image: &relImage{name, img.manifest.Digest}, blob: layer.Digest, cause: cause}, tc.flags...)
 
 			// verify counts as it computes the diffID: the same line.
@@ -539,26 +539,26 @@ func TestReliabilityHostileSeedEntries(t *testing.T) {
 	}{
 		{"absolute-path", func(d digest.Digest, body []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "/blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeReg, Mode: 0o444}, body: body}
-		}, "path leaves the archive: invalid argument"},
+		}, "path leaves the archive"},
 		{"dotdot-path", func(d digest.Digest, body []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "blobs/../blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeReg, Mode: 0o444}, body: body}
-		}, "path leaves the archive: invalid argument"},
+		}, "path leaves the archive"},
 		// Above the archive's root: no blob path, so the blob is missing.
 		{"dotdot-above-root", func(d digest.Digest, body []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "blobs/../../blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeReg, Mode: 0o444}, body: body}
-		}, "path leaves the archive: invalid argument"},
+		}, "path leaves the archive"},
 		{"hardlink-absolute", func(d digest.Digest, _ []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}}
-		}, "link points outside the archive: invalid argument"},
+		}, "link points outside the archive"},
 		{"hardlink-up", func(d digest.Digest, _ []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeLink, Linkname: "../../../etc/passwd"}}
-		}, "link points outside the archive: invalid argument"},
+		}, "link points outside the archive"},
 		{"char-device", func(d digest.Digest, _ []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 5}} // /dev/zero
-		}, "not a regular file: invalid argument"},
+		}, "not a regular file"},
 		{"block-device", func(d digest.Digest, _ []byte) relEntry {
 			return relEntry{hdr: tar.Header{Name: "blobs/sha256/" + d.Encoded(), Typeflag: tar.TypeBlock, Mode: 0o660, Devmajor: 7, Devminor: 0}}
-		}, "not a regular file: invalid argument"},
+		}, "not a regular file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
@@ -620,7 +620,7 @@ func TestReliabilityNotAFile(t *testing.T) {
 			if err := tc.mk(p); err != nil {
 				t.Fatal(err)
 			}
-			relRefused(t, ns, relWant{seed: seed, image: &relImage{b.Name, b.Manifest.Digest}, blob: top, cause: "not a regular file: invalid argument"})
+			relRefused(t, ns, relWant{seed: seed, image: &relImage{b.Name, b.Manifest.Digest}, blob: top, cause: "not a regular file"})
 			r := relRun(t, ns, "verify", seed)
 			if r.code != 1 || !strings.Contains(r.stderr, top.String()) {
 				t.Errorf("verify: exit %d: %s", r.code, r.stderr)
@@ -662,6 +662,6 @@ func TestReliabilityHugeIndex(t *testing.T) {
 		{hdr: tar.Header{Name: "oci-layout", Typeflag: tar.TypeReg, Mode: 0o444}, body: []byte(impOciLayoutBody)},
 		relFileEntry("index.json", pad),
 	})
-	relRefused(t, ns, relWant{seed: seed, cause: regexp.QuoteMeta(fmt.Sprintf("index.json: %d bytes exceeds the %d byte cap: invalid argument", fi.Size(), fetcher.MaxJSONSize))})
+	relRefused(t, ns, relWant{seed: seed, cause: regexp.QuoteMeta(fmt.Sprintf("index.json: %d bytes exceeds the %d byte cap", fi.Size(), fetcher.MaxJSONSize))})
 	relCompareCtr(t, ns, seed)
 }

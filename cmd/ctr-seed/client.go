@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -28,10 +29,21 @@ func globalFlags() []cli.Flag {
 	}
 }
 
-// newClient connects to containerd like ctr does.
+// newClient connects to containerd like ctr does: a socket that is not
+// there fails at once (ctr's "cannot access socket"), not after the
+// connect timeout.
 func newClient(ctx context.Context, cmd *cli.Command) (*client.Client, context.Context, error) {
 	ns := cmd.String("namespace")
-	c, err := client.New(cmd.String("address"), client.WithDefaultNamespace(ns), client.WithTimeout(cmd.Duration("connect-timeout")))
+	addr := cmd.String("address")
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok || !strings.Contains(addr, "://") {
+		if !ok {
+			path = addr
+		}
+		if _, err := os.Stat(path); err != nil {
+			return nil, ctx, fmt.Errorf("cannot access socket %s: %w", path, err)
+		}
+	}
+	c, err := client.New(addr, client.WithDefaultNamespace(ns), client.WithTimeout(cmd.Duration("connect-timeout")))
 	if err != nil {
 		return nil, ctx, fmt.Errorf("connecting to containerd at %s: %w", cmd.String("address"), err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/containerd/containerd/v2/client"
@@ -71,14 +72,49 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 	}, nil
 }
 
+// runImport imports every seed that opens; one that does not (missing,
+// not an archive) is reported like a failed image, and the others still
+// land: exit 1 either way.
 func runImport(ctx context.Context, cmd *cli.Command, opts importer.Options) error {
-	sess, ctx, err := openSession(ctx, cmd, cmd.Args().Slice(), &opts)
+	sopts, err := spoolOptions(cmd)
+	if err != nil {
+		return err
+	}
+	var seeds fetcher.Seeds
+	var bad []importer.ImageResult
+	for _, p := range cmd.Args().Slice() {
+		s, err := fetcher.Open(ctx, p, sopts...)
+		if err != nil {
+			bad = append(bad, importer.ImageResult{Seed: p, Err: err})
+			continue
+		}
+		seeds = append(seeds, s)
+	}
+	sess, ctx, err := newSession(ctx, cmd, seeds, &opts)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	_, err = importer.New(sess.client, opts).Import(ctx, sess.seeds)
-	return err
+	for _, r := range bad {
+		sess.out.ImageDone(r)
+	}
+	var results []importer.ImageResult
+	if len(seeds) > 0 {
+		results, err = importer.New(sess.client, opts).Import(ctx, sess.seeds)
+		if err != nil && !errors.Is(err, importer.ErrImagesFailed) {
+			return err
+		}
+	}
+	if len(bad) == 0 {
+		return err
+	}
+	failed := len(bad)
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	return &importer.FailedError{Failed: failed, Total: len(bad) + len(results)}
 }
 
 // session is what import and pull share: seeds open, containerd
@@ -98,6 +134,12 @@ func openSession(ctx context.Context, cmd *cli.Command, seedPaths []string, opts
 	if err != nil {
 		return nil, ctx, err
 	}
+	return newSession(ctx, cmd, seeds, opts)
+}
+
+// newSession connects to containerd for seeds (closed on failure) and
+// wires the output to the importer.
+func newSession(ctx context.Context, cmd *cli.Command, seeds fetcher.Seeds, opts *importer.Options) (*session, context.Context, error) {
 	c, ctx, err := newClient(ctx, cmd)
 	if err != nil {
 		seeds.Close()

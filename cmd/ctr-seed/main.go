@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -84,8 +85,11 @@ func run(ctx context.Context, args []string) int {
 	return 1
 }
 
-// oneLine flattens an error whose text spans lines (a registry's error body
-// arrives after a newline) so that each failure is one line.
+// oneLine is an error as the operator reads it, once: one line (a
+// registry's error body arrives after a newline), without the error
+// classes that end containerd's error chains (": invalid argument",
+// ": data loss": they are for code, errdefs, not for the screen), and
+// without a "seed X: " said a second time by an inner error.
 func oneLine(err error) string {
 	var parts []string
 	for _, l := range strings.Split(err.Error(), "\n") {
@@ -95,9 +99,34 @@ func oneLine(err error) string {
 		if l == "" || (l == "aborted" && len(parts) > 0) {
 			continue
 		}
-		parts = append(parts, l)
+		if l = dropRepeatedSeed(dropClasses(l)); l != "" {
+			parts = append(parts, l)
+		}
 	}
 	return strings.Join(parts, " ; ")
+}
+
+// errorClasses are errdefs' error texts, as they end wrapped errors.
+var errorClasses = regexp.MustCompile(`(: (invalid argument|not found|already exists|permission denied|resource exhausted|failed precondition|conflict|not modified|aborted|out of range|not implemented|internal|unavailable|data loss|unauthenticated|unknown))+(:|$)`)
+
+func dropClasses(l string) string {
+	return errorClasses.ReplaceAllStringFunc(l, func(m string) string {
+		if strings.HasSuffix(m, ":") {
+			return ":"
+		}
+		return ""
+	})
+}
+
+var seedPrefix = regexp.MustCompile(`^(ctr-seed: )?(seed [^:]+: )`)
+
+func dropRepeatedSeed(l string) string {
+	m := seedPrefix.FindStringSubmatchIndex(l)
+	if m == nil {
+		return l
+	}
+	head, rest := l[:m[1]], l[m[1]:]
+	return head + strings.ReplaceAll(rest, l[m[4]:m[5]], "")
 }
 
 type usageError struct{ error }
@@ -109,7 +138,7 @@ func onUsageError(_ context.Context, _ *cli.Command, err error, _ bool) error {
 }
 
 func newApp() *cli.Command {
-	cmds := []*cli.Command{lsCommand(), verifyCommand(), importCommand(), pullCommand(), serveCommand()}
+	cmds := []*cli.Command{lsCommand(), verifyCommand(), importCommand(), pullCommand(), serveCommand(), versionCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}
@@ -128,8 +157,14 @@ func newApp() *cli.Command {
 			log.L.Logger.SetOutput(io.Discard)
 			return ctx, nil
 		},
-		Commands:       cmds,
-		OnUsageError:   onUsageError,
+		Commands:     cmds,
+		OnUsageError: onUsageError,
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() > 0 {
+				return usageError{fmt.Errorf("unknown command %q (see ctr-seed --help)", cmd.Args().First())}
+			}
+			return cli.ShowAppHelp(cmd)
+		},
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 	}
 }

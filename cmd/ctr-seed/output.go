@@ -25,7 +25,7 @@ type output struct {
 	verb      string // "imported" or "pulled"
 	mu        sync.Mutex
 	p         *mpb.Progress // nil unless on a terminal
-	bars      map[digest.Digest]*mpb.Bar
+	bars      map[digest.Digest]*blobBar
 	started   map[digest.Digest]string // digest → "size, source" for plain lines
 	failures  int
 	held      []heldLine // on a terminal: printed once the bars have stopped
@@ -45,7 +45,7 @@ func newOutput(cmd *cli.Command) *output {
 		verb = "pulled"
 	}
 	o := &output{out: cmd.Root().Writer, errw: cmd.Root().ErrWriter, quiet: cmd.Bool("quiet"), verb: verb,
-		bars: map[digest.Digest]*mpb.Bar{}, started: map[digest.Digest]string{}}
+		bars: map[digest.Digest]*blobBar{}, started: map[digest.Digest]string{}}
 	if f, ok := o.out.(*os.File); ok && !o.quiet && term.IsTerminal(int(f.Fd())) {
 		o.p = mpb.New(mpb.WithOutput(f), mpb.WithWidth(40))
 	}
@@ -70,10 +70,14 @@ func (o *output) BlobStarted(image string, d digest.Digest, size int64, src impo
 	defer o.mu.Unlock()
 	o.started[d] = fmt.Sprintf("%s from %s", sizeText(size), src)
 	if o.p != nil {
-		o.bars[d] = o.p.AddBar(size,
+		// One more than the blob's size, so that reading every byte does
+		// not complete the bar: only the verified end does (a blob whose
+		// digest fails at its end is shown failed, not done).
+		bar := o.p.AddBar(size+1,
 			mpb.PrependDecorators(decor.Name(short(d)+" ", decor.WCSyncSpaceR), decor.Name(string(src)+" ")),
 			mpb.AppendDecorators(decor.OnAbort(decor.CountersKibiByte("% .1f / % .1f"), "failed")),
 			mpb.BarRemoveOnComplete())
+		o.bars[d] = &blobBar{Bar: bar}
 	}
 }
 
@@ -88,6 +92,9 @@ func (o *output) BlobProgress(d digest.Digest, n int64) {
 		b.IncrInt64(n)
 	}
 }
+
+// blobBar is one blob's bar.
+type blobBar struct{ *mpb.Bar }
 
 func (o *output) BlobDone(d digest.Digest, err error) {
 	if o.quiet {

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
-	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 	"github.com/urfave/cli/v3"
@@ -23,14 +23,19 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "once", Usage: "import the seeds dir once and exit (no watch)"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() > 0 {
+				return usageError{fmt.Errorf("serve takes no arguments (got %q): the seeds dir is the config's seeds_dir", cmd.Args().Slice())}
+			}
+			// Any config problem, a missing file too, is a usage error (2).
 			cfg, err := seeddir.LoadConfig(cmd.String("config"))
-			if errdefs.IsInvalidArgument(err) {
+			if err != nil {
 				return usageError{err}
-			} else if err != nil {
-				return err
 			}
 			if cmd.Bool("once") {
 				cfg.Watch = false
+			}
+			if cmd.IsSet("namespace") {
+				cfg.Namespace = cmd.String("namespace") // -n, $CONTAINERD_NAMESPACE over the file
 			}
 			if err := os.MkdirAll(cmd.String("state-dir"), 0o700); err != nil {
 				return err

@@ -41,8 +41,8 @@ func TestMaxSpoolBytes(t *testing.T) {
 		}
 		// No cap: the whole tar is spooled, and it is no seed.
 		stderr, err = runApp(cmd, "--max-spool-bytes", "0", bomb)
-		if err == nil || strings.Contains(stderr, "spool cap") || !strings.Contains(stderr, "unrecognized seed") {
-			t.Errorf("%s --max-spool-bytes 0: err %v, stderr %q; want an unrecognized seed", cmd, err, stderr)
+		if err == nil || strings.Contains(stderr, "spool cap") || !strings.Contains(stderr, "not an image archive") {
+			t.Errorf("%s --max-spool-bytes 0: err %v, stderr %q; want not an image archive", cmd, err, stderr)
 		}
 		_, err = runApp(cmd, "--max-spool-bytes", "-1", bomb)
 		var ue usageError
@@ -57,7 +57,7 @@ func TestMaxSpoolBytes(t *testing.T) {
 	// The default cap is far above 1 MiB.
 	t.Setenv("CTR_SEED_MAX_SPOOL_BYTES", "")
 	os.Unsetenv("CTR_SEED_MAX_SPOOL_BYTES")
-	if stderr, _ := runApp("ls", bomb); strings.Contains(stderr, "spool cap") || !strings.Contains(stderr, "unrecognized seed") {
-		t.Errorf("ls with the default cap: stderr %q; want an unrecognized seed", stderr)
+	if stderr, _ := runApp("ls", bomb); strings.Contains(stderr, "spool cap") || !strings.Contains(stderr, "not an image archive") {
+		t.Errorf("ls with the default cap: stderr %q; want not an image archive", stderr)
 	}
 }

@@ -3,12 +3,14 @@ package seeddir
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -27,6 +29,8 @@ type Service struct {
 	state    *state
 	// fopts open every seed: spool dir and cap, from the config.
 	fopts []fetcher.Opt
+	// failed counts the seeds that failed in this run.
+	failed atomic.Int64
 }
 
 // New prepares the service; stateDir keeps what was imported (the
@@ -53,16 +57,31 @@ func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 // --in-daemon service).
 func (s *Service) SeedOptions() []fetcher.Opt { return slices.Clone(s.fopts) }
 
+// ErrSeedsFailed is matched (errors.Is) by the error of a pass without
+// watch (serve --once) in which some seeds failed; each was logged.
+var ErrSeedsFailed = errors.New("seeds failed")
+
 // Run imports every seed, then, if watching, each new or changed one until
-// ctx ends. Bad seeds are logged and skipped; Run fails only on ctx.
+// ctx ends. Bad seeds are logged and skipped. Without watch, Run returns
+// once the directory is done, with ErrSeedsFailed if any seed failed (so
+// an init container or ExecStartPre can act on it); watching, it fails
+// only on ctx.
 func (s *Service) Run(ctx context.Context) error {
 	ctx = namespaces.WithNamespace(ctx, s.cfg.Namespace)
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("seeds_dir", s.cfg.SeedsDir))
+	if _, err := os.Stat(s.cfg.SeedsDir); err != nil {
+		log.G(ctx).WithError(err).Warn("seeds dir not there (yet): nothing to import until it is")
+	} else {
+		log.G(ctx).WithField("namespace", s.cfg.Namespace).WithField("snapshotter", s.cfg.Snapshotter).Info("watching seeds dir")
+	}
 	busy := s.ImportAll(ctx, true)
 	if !s.cfg.Watch {
 		// Seeds still being written are waited for, then imported.
 		for len(busy) > 0 && sleep(ctx, quietPeriod) {
 			busy = s.importReady(ctx, busy)
+		}
+		if n := s.failed.Load(); n > 0 {
+			return fmt.Errorf("%d seed(s) of %s failed: %w", n, s.cfg.SeedsDir, ErrSeedsFailed)
 		}
 		return nil
 	}
@@ -127,7 +146,7 @@ func (s *Service) importIfNew(ctx context.Context, name string, retryFailed bool
 		return // gone meanwhile
 	}
 	if r, ok := s.state.get(name); ok && r.Fingerprint == fp {
-		if r.Error != "" && !retryFailed && !r.Retry {
+		if r.NotArchive || (r.Error != "" && !retryFailed && !r.Retry) {
 			return
 		}
 		if r.Error == "" && s.imagesPresent(ctx, r.Images) {
@@ -153,6 +172,14 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	lg := log.G(ctx).WithField("seed", name)
 	rec := record{Fingerprint: fp, ImportedAt: start.UTC()}
 	seed, err := fetcher.Open(ctx, path, s.fopts...)
+	if errors.Is(err, fetcher.ErrNotArchive) {
+		lg.WithError(err).Info("not an image archive, skipped")
+		rec.NotArchive = true
+		if err := s.state.put(name, rec); err != nil {
+			lg.WithError(err).Warn("saving seed state")
+		}
+		return
+	}
 	var results []importer.ImageResult
 	if err == nil {
 		results, err = s.importer.Import(ctx, fetcher.Seeds{seed})
@@ -180,6 +207,7 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 		return
 	}
 	if err != nil {
+		s.failed.Add(1)
 		rec.Error, rec.Retry = err.Error(), errors.Is(err, importer.ErrLeaseLost)
 		if !errors.Is(err, importer.ErrImagesFailed) {
 			lg.WithError(err).Error("seed import failed")

@@ -33,6 +33,9 @@ type record struct {
 	// rescan tries it again.
 	Error string `json:"error,omitempty"`
 	Retry bool   `json:"retry,omitempty"`
+	// NotArchive marks a file that is no image archive at all (a README):
+	// skipped, and said so once, not as an error at every start.
+	NotArchive bool `json:"not_archive,omitempty"`
 }
 
 type state struct {
