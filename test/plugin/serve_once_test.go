@@ -1,0 +1,90 @@
+package plugin_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/test/harness"
+)
+
+// What `ctr-seed serve` tells a script (an init container, ExecStartPre):
+// --once exits 1 when a seed failed, 0 when all landed; config errors and
+// stray arguments exit 2; -n picks the namespace over the file's; a file
+// that is no archive (a README) is skipped, said once, not an error.
+func TestServeOnceExitCodes(t *testing.T) {
+	t.Parallel()
+	d := harness.StartDaemon(t, harness.DaemonOptions{DisableCRI: true})
+	c := d.Client(t)
+	tmp := t.TempDir()
+	seeds := filepath.Join(tmp, "seeds")
+	os.Mkdir(seeds, 0o755)
+	cfg := filepath.Join(tmp, "ctr-seed.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("seeds_dir = %s\nnamespace = \"from-file\"\n", strconv.Quote(seeds))), 0o644)
+	good := uniqueImage(t, "docker.io/ctrseed-test/once-good:1", false, testseed.Gzip)
+	os.WriteFile(filepath.Join(seeds, "good.tar"), ociSeed(t, good, testseed.Uncompressed), 0o644)
+	os.WriteFile(filepath.Join(seeds, "README"), []byte("These are the seeds of site 7.\n"), 0o644)
+	old := time.Now().Add(-time.Minute)
+	for _, n := range []string{"good.tar", "README"} {
+		os.Chtimes(filepath.Join(seeds, n), old, old)
+	}
+	serve := func(args ...string) harness.Result {
+		argv := append([]string{ctrSeed, "--address", d.Address}, args...)
+		return harness.Start(t, harness.Cmd{Argv: argv, Combined: true}).Wait(t, time.Minute)
+	}
+	stateDir := filepath.Join(tmp, "state")
+
+	step(t, "all good: exit 0; -n wins over the file; a README is skipped, said once", func(t *testing.T) {
+		r := serve("-n", "from-flag", "serve", "--once", "--config", cfg, "--state-dir", stateDir)
+		if r.Code != 0 {
+			t.Fatalf("serve --once: %s", r)
+		}
+		if err := checkImage(c, "from-flag", good.Name, nil); err != nil {
+			t.Errorf("-n from-flag: %v", err)
+		}
+		if names := imageNames(t, c, "from-file"); len(names) != 0 {
+			t.Errorf("images in the file's namespace despite -n: %v", names)
+		}
+		if el := errorLines(r.Stdout, "README"); len(el) != 0 || !strings.Contains(r.Stdout, "not an image archive, skipped") {
+			t.Errorf("README: error lines %q; output:\n%s", el, r.Stdout)
+		}
+		r = serve("-n", "from-flag", "serve", "--once", "--config", cfg, "--state-dir", stateDir)
+		if r.Code != 0 || strings.Contains(r.Stdout, "not an image archive") {
+			t.Errorf("second run: %s; want exit 0 and the README not mentioned again", r)
+		}
+	})
+	step(t, "a bad seed: exit 1", func(t *testing.T) {
+		bad := uniqueImage(t, "docker.io/ctrseed-test/once-bad:1", false, testseed.Gzip)
+		corrupt(bad)
+		os.WriteFile(filepath.Join(seeds, "bad.tar"), ociSeed(t, bad, testseed.Uncompressed), 0o644)
+		os.Chtimes(filepath.Join(seeds, "bad.tar"), old, old)
+		if r := serve("serve", "--once", "--config", cfg, "--state-dir", stateDir); r.Code != 1 || !strings.Contains(r.Stdout, "1 seed(s)") {
+			t.Errorf("serve --once with a corrupt seed: %s; want exit 1", r)
+		}
+	})
+	step(t, "usage errors exit 2", func(t *testing.T) {
+		bogus := filepath.Join(tmp, "bogus.toml")
+		os.WriteFile(bogus, []byte("seeds_dri = \"/x\"\n"), 0o644)
+		for _, args := range [][]string{
+			{"serve", "--once", "--config", filepath.Join(tmp, "missing.toml"), "--state-dir", stateDir},
+			{"serve", "--once", "--config", bogus, "--state-dir", stateDir},
+			{"serve", "--once", "--config", cfg, "--state-dir", stateDir, "stray"},
+		} {
+			if r := serve(args...); r.Code != 2 {
+				t.Errorf("%v: %s; want exit 2", args, r)
+			}
+		}
+	})
+	step(t, "containerd unreachable: exit 1 at once", func(t *testing.T) {
+		start := time.Now()
+		r := harness.Start(t, harness.Cmd{Argv: []string{ctrSeed, "--address", filepath.Join(tmp, "none.sock"), "serve", "--once", "--config", cfg, "--state-dir", stateDir}, Combined: true}).Wait(t, time.Minute)
+		if r.Code != 1 || time.Since(start) > 5*time.Second || !strings.Contains(r.Stdout, "cannot access socket") {
+			t.Errorf("%s after %v; want exit 1 at once", r, time.Since(start))
+		}
+	})
+}
