@@ -96,6 +96,11 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	return openFile(osf, fi.Size(), cfg)
+}
+
+// openFile indexes a seed file (closed on failure).
+func openFile(osf *os.File, size int64, cfg openConfig) (archive, string, error) {
 	f := wrapFile(osf)
 	head := make([]byte, 8)
 	n, err := f.ReadAt(head, 0)
@@ -109,7 +114,7 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 		return nil, "", err
 	}
 	if c != plain {
-		t, err := spoolTar(io.NewSectionReader(f, 0, fi.Size()), c, cfg.spoolDir, cfg.maxSpoolBytes)
+		t, err := spoolTar(io.NewSectionReader(f, 0, size), c, cfg.spoolDir, cfg.maxSpoolBytes)
 		f.Close()
 		return t, "tar+" + string(c), err
 	}

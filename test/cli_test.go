@@ -1,6 +1,8 @@
 package test
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -79,5 +81,55 @@ func TestCLISummaryLines(t *testing.T) {
 	m := harness.SummaryRE.FindStringSubmatch(strings.TrimSpace(r.stdout))
 	if want := strconv.Itoa(len(b.Blobs)); m == nil || m[4] != "0 B" || m[6] != want {
 		t.Errorf("re-import: %q; want 0 B from seed and %s blobs already in the store", r.stdout, want)
+	}
+}
+
+// The habits of ctr and nerdctl: a seed on stdin (`import -`), -i FILE,
+// and a directory of seeds (k3s's agent/images) imports each seed in it,
+// a README beside them skipped; a layout directory stays one seed.
+func TestCLISeedSources(t *testing.T) {
+	ns := namespace(t)
+	a := uniqueImage(t, "registry.local/cli/stdin:1", impHostPlatform(), false, testseed.Gzip)
+	b := uniqueImage(t, "registry.local/cli/input:1", impHostPlatform(), false, testseed.Gzip)
+	sa := writeOCI(t, impOciSeedOf(t, a), testseed.Gzip)
+	sb := writeOCI(t, impOciSeedOf(t, b), testseed.Uncompressed)
+	f, err := os.Open(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := runCtrSeed(t, harness.Cmd{Argv: []string{ctrSeed, "--address", daemon.Address, "--namespace", ns, "import", "-", "-i", sb}, Stdin: f})
+	if r.code != 0 {
+		t.Fatalf("import - -i: exit %d: %s", r.code, r.stderr)
+	}
+	impAssertTargets(t, ns, map[string]digest.Digest{a.Name: a.Manifest.Digest, b.Name: b.Manifest.Digest})
+
+	ns = namespace(t) + "-dir"
+	dir := t.TempDir()
+	c := uniqueImage(t, "registry.local/cli/dir-c:1", impHostPlatform(), false, testseed.Gzip)
+	d := uniqueImage(t, "registry.local/cli/dir-d:1", impHostPlatform(), false, testseed.Zstd)
+	var sd testseed.Seed
+	sd.Add(d.Name, d.Manifest, d.Blobs)
+	if err := sd.WriteOCIDir(filepath.Join(dir, "d-layout")); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, writeOCI(t, impOciSeedOf(t, c), testseed.Gzip), filepath.Join(dir, "c.tar.gz"))
+	os.WriteFile(filepath.Join(dir, "README"), []byte("site 7 images\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, ".e.tar.partial"), []byte("half"), 0o644)
+	r = ctrSeedRun(t, ns, "import", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "skipped "+filepath.Join(dir, "README")+": not an image archive") {
+		t.Fatalf("import DIR: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	impAssertTargets(t, ns, map[string]digest.Digest{c.Name: c.Manifest.Digest, d.Name: d.Manifest.Digest})
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

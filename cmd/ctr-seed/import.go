@@ -22,11 +22,12 @@ func importCommand() *cli.Command {
 			&cli.BoolFlag{Name: "skip-digest-for-named", Usage: "with --digests, skip digest images for images that got a name"},
 			&cli.StringFlag{Name: "index-name", Usage: "image name to keep each seed's index as"},
 			&cli.BoolFlag{Name: "skip-missing", Usage: "tolerate manifests absent from the seed for platforms not unpacked"},
+			&cli.StringSliceFlag{Name: "input", Aliases: []string{"i"}, Usage: "seed to import (repeatable), as nerdctl load's; \"-\" or SEED arguments work too"},
 			&cli.BoolFlag{Name: "in-daemon", Usage: "ask containerd-seed to import the seeds itself, from this node's disk (no blob crosses the socket)"},
 		}, commonImportFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if err := needArgs(cmd, "seed"); err != nil {
-				return err
+			if cmd.Args().Len() == 0 && len(cmd.StringSlice("input")) == 0 {
+				return usageError{fmt.Errorf("import: at least one seed is required (a file, a directory of seeds, or - for stdin)")}
 			}
 			if cmd.Bool("skip-digest-for-named") && !cmd.Bool("digests") {
 				return usageError{fmt.Errorf("--skip-digest-for-named must be used with --digests")}
@@ -81,21 +82,41 @@ func runImport(ctx context.Context, cmd *cli.Command, opts importer.Options) err
 		return err
 	}
 	var seeds fetcher.Seeds
-	var bad []importer.ImageResult
-	for _, p := range cmd.Args().Slice() {
-		s, err := fetcher.Open(ctx, p, sopts...)
-		if err != nil {
-			bad = append(bad, importer.ImageResult{Seed: p, Err: err})
+	var bad, skipped []importer.ImageResult
+	for _, arg := range append(cmd.StringSlice("input"), cmd.Args().Slice()...) {
+		if arg == "-" {
+			s, err := fetcher.OpenStream(ctx, "<stdin>", cmd.Root().Reader, sopts...)
+			if err != nil {
+				bad = append(bad, importer.ImageResult{Seed: arg, Err: err})
+				continue
+			}
+			seeds = append(seeds, s)
 			continue
 		}
-		seeds = append(seeds, s)
+		paths, err := fetcher.SeedsIn(arg)
+		if err != nil {
+			bad = append(bad, importer.ImageResult{Seed: arg, Err: err})
+			continue
+		}
+		for _, p := range paths {
+			s, err := fetcher.Open(ctx, p, sopts...)
+			switch {
+			case err != nil && p != arg && errors.Is(err, fetcher.ErrNotArchive):
+				// A README or a checksum file beside the seeds of a dir.
+				skipped = append(skipped, importer.ImageResult{Seed: p, Skipped: "not an image archive"})
+			case err != nil:
+				bad = append(bad, importer.ImageResult{Seed: p, Err: err})
+			default:
+				seeds = append(seeds, s)
+			}
+		}
 	}
 	sess, ctx, err := newSession(ctx, cmd, seeds, &opts)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	for _, r := range bad {
+	for _, r := range append(skipped, bad...) {
 		sess.out.ImageDone(r)
 	}
 	var results []importer.ImageResult
@@ -157,15 +178,24 @@ func (s *session) Close() {
 	s.seeds.Close()
 }
 
+// openSeeds opens every seed the paths name (a directory of seeds names
+// each seed in it); any that does not open fails the whole.
 func openSeeds(ctx context.Context, paths []string, opts ...fetcher.Opt) (fetcher.Seeds, error) {
 	var seeds fetcher.Seeds
-	for _, p := range paths {
-		s, err := fetcher.Open(ctx, p, opts...)
+	for _, arg := range paths {
+		ps, err := fetcher.SeedsIn(arg)
 		if err != nil {
 			seeds.Close()
 			return nil, err
 		}
-		seeds = append(seeds, s)
+		for _, p := range ps {
+			s, err := fetcher.Open(ctx, p, opts...)
+			if err != nil {
+				seeds.Close()
+				return nil, err
+			}
+			seeds = append(seeds, s)
+		}
 	}
 	return seeds, nil
 }

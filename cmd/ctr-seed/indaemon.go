@@ -19,7 +19,10 @@ func runImportInDaemon(ctx context.Context, cmd *cli.Command, opts importer.Opti
 		return err // flag checks; the daemon's own spool settings apply
 	}
 	var seeds []string
-	for _, p := range cmd.Args().Slice() {
+	for _, p := range append(cmd.StringSlice("input"), cmd.Args().Slice()...) {
+		if p == "-" {
+			return usageError{fmt.Errorf("--in-daemon reads seeds from the node's disk: it cannot take stdin (-)")}
+		}
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			return fmt.Errorf("seed %s: %w", p, err)

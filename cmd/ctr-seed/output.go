@@ -128,7 +128,11 @@ func (o *output) ImageDone(r importer.ImageResult) {
 		return
 	}
 	if r.Skipped != "" {
-		o.line(o.out, fmt.Sprintf("skipped %s: %s\n", r.Target, r.Skipped))
+		what := string(r.Target)
+		if what == "" {
+			what = r.Seed
+		}
+		o.line(o.out, fmt.Sprintf("skipped %s: %s\n", what, r.Skipped))
 		return
 	}
 	names := strings.Join(r.Names, ",")

@@ -78,11 +78,17 @@ func (s *Server) Import(ctx context.Context, paths []string, opts importer.Optio
 		if !filepath.IsAbs(p) {
 			return nil, fmt.Errorf("seed %s: not an absolute path: %w", p, errdefs.ErrInvalidArgument)
 		}
-		seed, err := fetcher.Open(ctx, p, s.fopts...)
+		ps, err := fetcher.SeedsIn(p)
 		if err != nil {
 			return nil, err
 		}
-		seeds = append(seeds, seed)
+		for _, p := range ps {
+			seed, err := fetcher.Open(ctx, p, s.fopts...)
+			if err != nil {
+				return nil, err
+			}
+			seeds = append(seeds, seed)
+		}
 	}
 	log.G(ctx).WithField("seeds", paths).WithField("namespace", ns).Info("importing seeds for a client")
 	return importer.New(s.client, opts).Import(ctx, seeds)

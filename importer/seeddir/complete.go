@@ -5,18 +5,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/ctr-seed/ctr-seed/fetcher"
 	"golang.org/x/sys/unix"
 )
 
-// isCandidate: hidden names are seeds still being written (the usual
-// "write to .name, then rename" pattern) or our own files.
-func isCandidate(name string) bool {
-	return name != "" && !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".tmp") && !strings.HasSuffix(name, ".part")
-}
+// isCandidate is fetcher.SeedName: the one rule for which names in a
+// directory can be seeds.
+var isCandidate = fetcher.SeedName
 
 // fingerprintOf describes the current version of a seed. For a layout
 // directory it sums its files, so any change inside is seen.

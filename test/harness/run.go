@@ -25,6 +25,8 @@ type Cmd struct {
 	// Combined sends stderr into Stdout, interleaved as written, for a
 	// process whose log and output are read as one (ctr-seed serve).
 	Combined bool
+	// Stdin is the command's standard input; nil: none.
+	Stdin io.Reader
 }
 
 // Result is what a command printed and how it exited.
@@ -73,6 +75,7 @@ func (c Cmd) setup(cmd *exec.Cmd, stdout, stderr io.Writer) {
 		cmd.Env = append(os.Environ(), c.Env...)
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Stdin = c.Stdin
 	if c.Combined {
 		cmd.Stderr = stdout
 	}

@@ -1,0 +1,100 @@
+package fetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	clog "github.com/containerd/log"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// OpenStream indexes a seed read from r (stdin: `ctr-seed import -`), named
+// name in messages. A stream cannot be read at offsets, so it is copied once
+// into an unlinked spool file (the spool dir and cap apply, as to a
+// compressed seed), which then serves as the seed's file.
+func OpenStream(ctx context.Context, name string, r io.Reader, opts ...Opt) (*Seed, error) {
+	cfg := newOpenConfig(opts)
+	s := &Seed{path: name, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
+	dir := cfg.spoolDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, ".ctr-seed-stdin-*")
+	if err != nil {
+		return nil, s.errorf("creating spool file in %s: %w", dir, err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, s.errorf("unlinking spool file in %s: %w", dir, err)
+	}
+	src := r
+	if cfg.maxSpoolBytes > 0 {
+		src = io.LimitReader(r, cfg.maxSpoolBytes+1)
+	}
+	n, err := io.Copy(f, src)
+	if err == nil && cfg.maxSpoolBytes > 0 && n > cfg.maxSpoolBytes {
+		err = fmt.Errorf("the stream exceeds the spool cap (--max-spool-bytes, max_spool_bytes): expected at most %d bytes, got more: %w", cfg.maxSpoolBytes, errdefs.ErrInvalidArgument)
+	}
+	if err != nil {
+		f.Close()
+		return nil, s.errorf("spooling into %s: %w", dir, err)
+	}
+	arch, format, err := openFile(f, n, cfg)
+	if err != nil {
+		return nil, s.errorf("%w", err)
+	}
+	s.arch, s.format = arch, format
+	if err := s.load(ctx); err != nil {
+		arch.Close()
+		return nil, err
+	}
+	clog.G(ctx).WithField("seed", name).WithField("format", s.format).Debug("seed indexed from a stream")
+	return s, nil
+}
+
+// SeedName reports whether a directory entry's name can be a seed: hidden
+// names are seeds still being written (the usual "write to .name, then
+// rename"), and *.tmp and *.part are partial downloads.
+func SeedName(name string) bool {
+	return name != "" && !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".tmp") && !strings.HasSuffix(name, ".part")
+}
+
+// SeedsIn lists the seeds a path names: itself when it is a seed file or an
+// OCI layout directory; otherwise, for a directory of seeds (k3s's
+// agent/images), each entry with a seed name, sorted.
+func SeedsIn(path string) ([]string, error) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.IsDir() {
+		return []string{path}, nil // Open says what is wrong
+	}
+	if _, err := os.Stat(filepath.Join(path, "oci-layout")); err == nil {
+		return []string{path}, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(path, dockerManifestFile)); err == nil {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if SeedName(e.Name()) {
+			out = append(out, filepath.Join(path, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("seed directory %s: no seeds in it: %w", path, errdefs.ErrNotFound)
+	}
+	return out, nil
+}
