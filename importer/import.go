@@ -214,7 +214,7 @@ func (im *Importer) checkUsable(ctx context.Context, desc ocispec.Descriptor) er
 	case !available:
 		return fmt.Errorf("no manifest for %s in the index (use --platform or --all-platforms): image might be filtered out: %w",
 			im.platformsText(), errdefs.ErrNotFound)
-	case len(missing) > 0:
+	case len(missing) > 0 && !(im.opts.DiscardUnpackedLayers && !im.opts.NoUnpack):
 		return fmt.Errorf("incomplete: %s %s of its manifest never reached the content store: %w", missing[0].MediaType, missing[0].Digest, errdefs.ErrNotFound)
 	}
 	return nil

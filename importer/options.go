@@ -47,6 +47,14 @@ type Options struct {
 	// UnpackConcurrency is the number of layers applied at once (on
 	// snapshotters with the rebase capability); default: the CPU count.
 	UnpackConcurrency int
+	// DiscardUnpackedLayers lets the garbage collector remove layer blobs
+	// once they are unpacked (ctr's --discard-unpacked-layers, as CRI's
+	// discard_unpacked_layers): the snapshots stay, the content store
+	// keeps only manifests and configs. Ignored without unpack.
+	DiscardUnpackedLayers bool
+	// SyncFs syncs each applied layer's filesystem before its snapshot is
+	// committed (ctr's --sync-fs): slower, survives a power cut.
+	SyncFs bool
 	// DaemonApply applies layers with the daemon's diff service, as ctr
 	// does, even when the snapshots are reachable from this process
 	// (which then applies them itself, faster).

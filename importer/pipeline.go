@@ -41,7 +41,13 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 
 	matcher := im.platformMatcher()
 	children := images.ChildrenHandler(cs)
-	children = images.SetChildrenMappedLabels(cs, children, nil)
+	var gcLabels func(ocispec.Descriptor) []string
+	if im.opts.DiscardUnpackedLayers && !im.opts.NoUnpack {
+		// No GC reference from the manifest to its layers: once the lease
+		// goes, the collector removes them; the snapshots hold the image.
+		gcLabels = images.ChildGCLabelsFilterLayers
+	}
+	children = images.SetChildrenMappedLabels(cs, children, gcLabels)
 	children = images.FilterPlatforms(children, matcher)
 	if j.limit > 0 {
 		children = images.LimitManifests(children, matcher, j.limit)
@@ -189,12 +195,17 @@ func (im *Importer) newUnpacker(ctx context.Context, sn snapshots.Snapshotter, a
 			SnapshotterKey:          name,
 			Snapshotter:             sn,
 			Applier:                 a,
+			ApplyOpts:               []diff.ApplyOpt{diff.WithSyncFs(im.opts.SyncFs)},
 			SnapshotterCapabilities: caps,
 		}))
 	}
 	// Fetch layers even when their snapshots exist, so the content store
-	// holds the whole image, as after `ctr images import`.
-	uopts = append(uopts, unpack.WithFetchAllContent())
+	// holds the whole image, as after `ctr images import`; unless layers
+	// are discarded once unpacked: then a layer whose snapshot exists is
+	// not read again.
+	if !im.opts.DiscardUnpackedLayers {
+		uopts = append(uopts, unpack.WithFetchAllContent())
+	}
 	// Layers are applied in parallel where the snapshotter can rebase
 	// (overlayfs can): the unpacker then commits the chain in order.
 	uopts = append(uopts, unpack.WithUnpackLimiter(semaphore.NewWeighted(int64(im.opts.UnpackConcurrency))))

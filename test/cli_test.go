@@ -133,3 +133,32 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// --discard-unpacked-layers (CRI's discard_unpacked_layers): the image is
+// unpacked, its layer blobs leave the content store, and a re-import reads
+// nothing (the snapshots are there).
+func TestCLIDiscardUnpackedLayers(t *testing.T) {
+	ns := namespace(t)
+	b := uniqueImage(t, "registry.local/cli/discard:1", impHostPlatform(), false, testseed.Gzip)
+	seed := writeOCI(t, impOciSeedOf(t, b), testseed.Uncompressed)
+	mustImport(t, ns, "--discard-unpacked-layers", "--sync-fs", seed)
+	impAssertUnpacked(t, ns, b.Name)
+	cs := dclient(t).ContentStore()
+	for _, l := range b.Layers {
+		if _, err := cs.Info(nsCtx(ns), l.Digest); err == nil {
+			t.Errorf("layer %s still in the content store", l.Digest)
+		}
+	}
+	for _, d := range []digest.Digest{b.Manifest.Digest, b.Config.Digest} {
+		if _, err := cs.Info(nsCtx(ns), d); err != nil {
+			t.Errorf("blob %s: %v; the manifest and config stay", d, err)
+		}
+	}
+	r := mustImport(t, ns, "--discard-unpacked-layers", seed)
+	if wrote, _ := impParseStdout(t, r.stdout); len(wrote) != 0 {
+		t.Errorf("re-import wrote %v", wrote)
+	}
+	if r := ctrSeedRun(t, ns, "import", "--discard-unpacked-layers", "--no-unpack", seed); r.code != 2 {
+		t.Errorf("with --no-unpack: exit %d, want 2", r.code)
+	}
+}

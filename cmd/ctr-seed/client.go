@@ -55,6 +55,8 @@ func commonImportFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "snapshotter", Usage: "snapshotter name", Value: defaults.DefaultSnapshotter, Sources: cli.EnvVars("CONTAINERD_SNAPSHOTTER")},
 		&cli.BoolFlag{Name: "no-unpack", Usage: "store content and records only, do not unpack"},
+		&cli.BoolFlag{Name: "discard-unpacked-layers", Usage: "let the garbage collector remove layer blobs once unpacked (as CRI's discard_unpacked_layers)"},
+		&cli.BoolFlag{Name: "sync-fs", Usage: "sync each layer's filesystem before its snapshot is committed"},
 		&cli.BoolFlag{Name: "daemon-apply", Usage: "apply layers with containerd's diff service (as ctr does), even when the snapshots are on this node and ctr-seed could apply them itself", Sources: cli.EnvVars("CTR_SEED_DAEMON_APPLY")},
 		&cli.BoolFlag{Name: "all-platforms", Usage: "import content for all platforms (only --platform or the host's is unpacked)"},
 		&cli.StringSliceFlag{Name: "platform", Usage: "platform to import and unpack (repeatable); default: the host's"},

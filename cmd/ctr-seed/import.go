@@ -61,15 +61,20 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 	if err != nil {
 		return importer.Options{}, err
 	}
+	if cmd.Bool("discard-unpacked-layers") && cmd.Bool("no-unpack") {
+		return importer.Options{}, usageError{fmt.Errorf("--discard-unpacked-layers cannot be used with --no-unpack")}
+	}
 	return importer.Options{
-		Limits:       limits,
-		Snapshotter:  cmd.String("snapshotter"),
-		NoUnpack:     cmd.Bool("no-unpack"),
-		DaemonApply:  cmd.Bool("daemon-apply"),
-		Platforms:    ps,
-		AllPlatforms: cmd.Bool("all-platforms"),
-		Labels:       labels,
-		Pin:          cmd.Bool("pin"),
+		DiscardUnpackedLayers: cmd.Bool("discard-unpacked-layers"),
+		SyncFs:                cmd.Bool("sync-fs"),
+		Limits:                limits,
+		Snapshotter:           cmd.String("snapshotter"),
+		NoUnpack:              cmd.Bool("no-unpack"),
+		DaemonApply:           cmd.Bool("daemon-apply"),
+		Platforms:             ps,
+		AllPlatforms:          cmd.Bool("all-platforms"),
+		Labels:                labels,
+		Pin:                   cmd.Bool("pin"),
 	}, nil
 }
 

@@ -32,7 +32,8 @@ import (
 //	    "labels": {"k": "v"},
 //	    "pin": false,
 //	    "daemonApply": false,
-//	    "layerLimits": {"ratio": 200, "allowance": 1073741824, "maxBytes": 0}  // absent: the defaults
+//	    "layerLimits": {"ratio": 200, "allowance": 1073741824, "maxBytes": 0},  // absent: the defaults
+//	    "discardUnpackedLayers": false, "syncFs": false
 //	  }
 //	}
 //
@@ -76,6 +77,8 @@ type options struct {
 	Pin                bool               `json:"pin,omitempty"`
 	DaemonApply        bool               `json:"daemonApply,omitempty"`
 	LayerLimits        *limits            `json:"layerLimits,omitempty"`
+	DiscardLayers      bool               `json:"discardUnpackedLayers,omitempty"`
+	SyncFs             bool               `json:"syncFs,omitempty"`
 }
 
 type limits struct {
@@ -111,7 +114,8 @@ func encodeRequest(seeds []string, o importer.Options) ([]byte, error) {
 		Snapshotter: o.Snapshotter, NoUnpack: o.NoUnpack, Platforms: o.Platforms, AllPlatforms: o.AllPlatforms,
 		SkipMissing: o.SkipMissing, BaseName: o.BaseName, Digests: o.Digests, SkipDigestForNamed: o.SkipDigestForNamed,
 		IndexName: o.IndexName, Labels: o.Labels, Pin: o.Pin, DaemonApply: o.DaemonApply,
-		LayerLimits: &limits{Ratio: l.Ratio, Allowance: l.Allowance, MaxBytes: l.MaxBytes},
+		LayerLimits:   &limits{Ratio: l.Ratio, Allowance: l.Allowance, MaxBytes: l.MaxBytes},
+		DiscardLayers: o.DiscardUnpackedLayers, SyncFs: o.SyncFs,
 	}})
 }
 
@@ -130,6 +134,7 @@ func decodeRequest(b []byte) (seeds []string, o importer.Options, err error) {
 		Snapshotter: w.Snapshotter, NoUnpack: w.NoUnpack, Platforms: w.Platforms, AllPlatforms: w.AllPlatforms,
 		SkipMissing: w.SkipMissing, BaseName: w.BaseName, Digests: w.Digests, SkipDigestForNamed: w.SkipDigestForNamed,
 		IndexName: w.IndexName, Labels: w.Labels, Pin: w.Pin, DaemonApply: w.DaemonApply,
+		DiscardUnpackedLayers: w.DiscardLayers, SyncFs: w.SyncFs,
 		Limits: layerlimit.Default(),
 	}
 	switch {

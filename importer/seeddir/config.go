@@ -46,6 +46,14 @@ type Config struct {
 	// disk containerd shares). 0: no cap. Default: 64 GiB
 	// (fetcher.DefaultMaxSpoolBytes), above any real image archive.
 	MaxSpoolBytes int64 `toml:"max_spool_bytes"`
+	// BaseName names entries that carry a tag alone (umoci layouts,
+	// ref.name = "1.35"), as --base-name does: "registry.local/app" makes
+	// them registry.local/app:1.35. Empty: containerd's import-<date>:TAG,
+	// a name that changes with the date (a warning is logged).
+	BaseName string `toml:"base_name"`
+	// DiscardUnpackedLayers lets the garbage collector remove layer blobs
+	// once unpacked, as CRI's discard_unpacked_layers (the snapshots stay).
+	DiscardUnpackedLayers bool `toml:"discard_unpacked_layers"`
 	// MaxLayerRatio refuses a layer that expands to more than this many
 	// times its compressed size (and beyond 1 GiB), as --max-layer-ratio
 	// does; 0: no ratio cap. Default: 200.
@@ -123,6 +131,9 @@ func (c Config) Settings() (Settings, error) {
 			Labels:      c.Labels,
 			Pin:         c.Pin,
 			Limits:      limits,
+			BaseName:    c.BaseName,
+
+			DiscardUnpackedLayers: c.DiscardUnpackedLayers && c.Unpack,
 		},
 		Fetcher: []fetcher.Opt{fetcher.WithMaxSpoolBytes(c.MaxSpoolBytes)},
 	}, nil

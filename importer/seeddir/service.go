@@ -197,6 +197,11 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 			continue
 		}
 		rec.Images = append(rec.Images, r.Names...)
+		for _, n := range r.Names {
+			if s.cfg.BaseName == "" && strings.HasPrefix(n, "import-") {
+				lg.WithField("image", n).Warn("named by a tag alone, after today's date: set base_name in the config for a name a pod spec can use")
+			}
+		}
 		bytes += r.FromSeed
 		inStore += r.FromStore
 	}

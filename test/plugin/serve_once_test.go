@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/test/harness"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // What `ctr-seed serve` tells a script (an init container, ExecStartPre):
@@ -87,4 +88,43 @@ func TestServeOnceExitCodes(t *testing.T) {
 			t.Errorf("%s after %v; want exit 1 at once", r, time.Since(start))
 		}
 	})
+}
+
+// A layout whose entries carry a tag alone (umoci's, ref.name "1.35"):
+// without base_name its name is containerd's import-<date>:1.35 and a
+// warning says so; with base_name it is BASE:1.35.
+func TestServeBaseName(t *testing.T) {
+	t.Parallel()
+	d := harness.StartDaemon(t, harness.DaemonOptions{DisableCRI: true})
+	c := d.Client(t)
+	img := uniqueImage(t, "", false, testseed.Gzip)
+	var s testseed.Seed
+	s.AddRaw(img.Manifest, map[string]string{ocispec.AnnotationRefName: "1.35"}, img.Blobs)
+	for _, tc := range []struct {
+		base, want string
+		warn       bool
+	}{
+		{"", "import-" + time.Now().Format("2006-01-02") + ":1.35", true},
+		{"registry.local/umoci/busybox", "registry.local/umoci/busybox:1.35", false},
+	} {
+		tmp := t.TempDir()
+		seeds := filepath.Join(tmp, "seeds")
+		os.Mkdir(seeds, 0o755)
+		os.WriteFile(filepath.Join(seeds, "umoci.tar"), archive(t, testseed.Uncompressed, s.WriteOCITar), 0o644)
+		old := time.Now().Add(-time.Minute)
+		os.Chtimes(filepath.Join(seeds, "umoci.tar"), old, old)
+		cfg := filepath.Join(tmp, "ctr-seed.toml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf("seeds_dir = %s\nnamespace = %q\nbase_name = %q\n", strconv.Quote(seeds), "base-"+strconv.FormatBool(tc.warn), tc.base)), 0o644)
+		r := harness.Start(t, harness.Cmd{Argv: []string{ctrSeed, "--address", d.Address, "serve", "--once", "--config", cfg, "--state-dir", filepath.Join(tmp, "state")}, Combined: true}).Wait(t, time.Minute)
+		if r.Code != 0 {
+			t.Fatalf("base_name %q: %s", tc.base, r)
+		}
+		ns := "base-" + strconv.FormatBool(tc.warn)
+		if got := imageNames(t, c, ns); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("base_name %q: images %v, want [%s]", tc.base, got, tc.want)
+		}
+		if warned := strings.Contains(r.Stdout, "named by a tag alone"); warned != tc.warn {
+			t.Errorf("base_name %q: warned %v, want %v:\n%s", tc.base, warned, tc.warn, r.Stdout)
+		}
+	}
 }
