@@ -22,7 +22,8 @@ import (
 	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 )
 
-// Type and ID make the config section [plugins."io.containerd.seed.v1.importer"].
+// Type and ID make the config section [plugins."io.containerd.seed.v1.importer"]
+// (seeddir.PluginSection).
 const (
 	Type cplugin.Type = "io.containerd.seed.v1"
 	ID                = "importer"

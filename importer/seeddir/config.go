@@ -5,6 +5,7 @@
 package seeddir
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 
@@ -87,6 +88,11 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
+	if section, ok, err := pluginSection(b); err != nil {
+		return cfg, fmt.Errorf("config %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+	} else if ok {
+		b = section // a containerd config.toml: its seed plugin's table
+	}
 	md, err := toml.Decode(string(b), &cfg)
 	if err != nil {
 		return cfg, fmt.Errorf("config %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
@@ -137,4 +143,31 @@ func (c Config) Settings() (Settings, error) {
 		},
 		Fetcher: []fetcher.Opt{fetcher.WithMaxSpoolBytes(c.MaxSpoolBytes)},
 	}, nil
+}
+
+// PluginSection is the plugin's table in containerd's config.toml
+// (plugin.Type + "." + plugin.ID).
+const PluginSection = "io.containerd.seed.v1.importer"
+
+// pluginSection finds, in a containerd config.toml (one with a [plugins]
+// table), the seed plugin's table, re-encoded, so that serve reads the
+// same file the plugin does. ok is false for a file of top-level keys.
+func pluginSection(b []byte) (section []byte, ok bool, err error) {
+	var doc map[string]any
+	if _, err := toml.Decode(string(b), &doc); err != nil {
+		return nil, false, err
+	}
+	plugins, isContainerd := doc["plugins"].(map[string]any)
+	if !isContainerd {
+		return nil, false, nil
+	}
+	t, found := plugins[PluginSection].(map[string]any)
+	if !found {
+		return nil, false, fmt.Errorf("a containerd config without a [plugins.%q] table: give serve the plugin's keys at the top level of a file of its own (see ctr-seed.toml)", PluginSection)
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(t); err != nil {
+		return nil, false, err
+	}
+	return buf.Bytes(), true, nil
 }

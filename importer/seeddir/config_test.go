@@ -6,6 +6,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -106,5 +108,39 @@ func TestLayerLimitConfig(t *testing.T) {
 	os.WriteFile(p, []byte("max_layer_ratoi = 5\n"), 0o644)
 	if _, err := LoadConfig(p); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "max_layer_ratoi") {
 		t.Errorf("unknown key: %v; want refused, naming it", err)
+	}
+}
+
+// The shipped files: ctr-seed.toml (serve's) and config.toml (the
+// plugin's, in containerd's) both load, with every key Config has, and
+// `serve --config config.toml` reads the plugin's table from it.
+func TestShippedConfigs(t *testing.T) {
+	keys := map[string]bool{}
+	ty := reflect.TypeOf(Config{})
+	for i := range ty.NumField() {
+		keys[ty.Field(i).Tag.Get("toml")] = true
+	}
+	for _, f := range []string{"../../ctr-seed.toml", "../../config.toml"} {
+		cfg, err := LoadConfig(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := cfg.Settings(); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		b, _ := os.ReadFile(f)
+		for k := range keys {
+			if !regexp.MustCompile(`(?m)^\s*\[?([^\]\n]*\.)?` + regexp.QuoteMeta(k) + `( =|\])`).MatchString(string(b)) {
+				t.Errorf("%s lacks the key %s", f, k)
+			}
+		}
+		if cfg.SeedsDir != "/var/lib/containerd-seed/seeds" || cfg.Labels["io.ctr-seed.source"] == "" {
+			t.Errorf("%s: %+v", f, cfg)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "containerd.toml")
+	os.WriteFile(p, []byte("version = 3\n[plugins.\"io.containerd.grpc.v1.cri\"]\n"), 0o644)
+	if _, err := LoadConfig(p); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "a containerd config without") {
+		t.Errorf("a containerd config without the plugin's table: %v", err)
 	}
 }
