@@ -34,6 +34,15 @@ func TestCLIExitCodes(t *testing.T) {
 			t.Errorf("exit %d after %v, stderr %q; want 1 at once, saying it cannot access the socket", r.code, took, r.stderr)
 		}
 	})
+	t.Run("text-file", func(t *testing.T) {
+		for _, body := range []string{"sha256sum a.tar\n", strings.Repeat("a README, longer than one tar block\n", 40)} {
+			p := impWriteBytes(t, "README.txt", []byte(body))
+			r := ctrSeedRun(t, ns, "import", p)
+			if el := impErrorLines(t, r.stderr, ""); r.code != 1 || len(el) != 1 || !strings.Contains(el[0], "not an image archive (no index.json, manifest.json or oci-layout)") || strings.Contains(el[0], "invalid argument") {
+				t.Errorf("a text file of %d bytes: exit %d, stderr %q", len(body), r.code, r.stderr)
+			}
+		}
+	})
 	t.Run("version", func(t *testing.T) {
 		r := ctrSeedRun(t, ns, "version")
 		if r.code != 0 || !strings.Contains(r.stdout, "Client:") || !regexp.MustCompile(`Server:\n  Version:  v?2\.`).MatchString(r.stdout) {

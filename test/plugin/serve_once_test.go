@@ -51,12 +51,23 @@ func TestServeOnceExitCodes(t *testing.T) {
 		if names := imageNames(t, c, "from-file"); len(names) != 0 {
 			t.Errorf("images in the file's namespace despite -n: %v", names)
 		}
+		if !strings.Contains(r.Stdout, `msg="watching seeds dir"`) || !strings.Contains(r.Stdout, "namespace=from-flag") {
+			t.Errorf("no start line naming the dir and namespace:\n%s", r.Stdout)
+		}
 		if el := errorLines(r.Stdout, "README"); len(el) != 0 || !strings.Contains(r.Stdout, "not an image archive, skipped") {
 			t.Errorf("README: error lines %q; output:\n%s", el, r.Stdout)
 		}
 		r = serve("-n", "from-flag", "serve", "--once", "--config", cfg, "--state-dir", stateDir)
 		if r.Code != 0 || strings.Contains(r.Stdout, "not an image archive") {
 			t.Errorf("second run: %s; want exit 0 and the README not mentioned again", r)
+		}
+	})
+	step(t, "a seeds dir that is not there: a warning, exit 0", func(t *testing.T) {
+		none := filepath.Join(tmp, "none.toml")
+		os.WriteFile(none, []byte(fmt.Sprintf("seeds_dir = %s\n", strconv.Quote(filepath.Join(tmp, "absent")))), 0o644)
+		r := serve("serve", "--once", "--config", none, "--state-dir", filepath.Join(tmp, "state-none"))
+		if r.Code != 0 || strings.Count(r.Stdout, "seeds dir not there") != 1 {
+			t.Errorf("%s; want exit 0 and one warning", r)
 		}
 	})
 	step(t, "a bad seed: exit 1", func(t *testing.T) {
