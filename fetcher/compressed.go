@@ -100,13 +100,9 @@ func spoolTar(f io.Reader, c codec, spoolDir string, maxBytes int64) (*tarArchiv
 		return nil, fmt.Errorf("%s stream: %v: %w", c, err, errdefs.ErrInvalidArgument)
 	}
 	defer dec.Close()
-	spool, err := os.CreateTemp(dir, ".ctr-seed-spool-*")
+	spool, err := unlinkedFile(dir, ".ctr-seed-spool-*")
 	if err != nil {
-		return nil, fmt.Errorf("creating spool file in %s: %w", dir, err)
-	}
-	if err := os.Remove(spool.Name()); err != nil {
-		spool.Close()
-		return nil, fmt.Errorf("unlinking spool file in %s: %w", dir, err)
+		return nil, err
 	}
 	fw := &spoolFileWriter{w: wrapSpool(spool)}
 	cw := &spoolCapWriter{w: bufio.NewWriterSize(fw, 1<<20), max: maxBytes}

@@ -68,6 +68,11 @@ func Open(ctx context.Context, path string, opts ...Opt) (*Seed, error) {
 	cfg := newOpenConfig(opts)
 	s := &Seed{path: path, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
 	arch, format, err := openArchive(path, cfg)
+	return s.indexArchive(ctx, arch, format, err)
+}
+
+// indexArchive loads the seed from its opened archive (closed on failure).
+func (s *Seed) indexArchive(ctx context.Context, arch archive, format string, err error) (*Seed, error) {
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
@@ -76,8 +81,25 @@ func Open(ctx context.Context, path string, opts ...Opt) (*Seed, error) {
 		arch.Close()
 		return nil, err
 	}
-	log.G(ctx).WithField("seed", path).WithField("format", s.format).Debug("seed indexed")
+	log.G(ctx).WithField("seed", s.path).WithField("format", s.format).Debug("seed indexed")
 	return s, nil
+}
+
+// unlinkedFile creates a file in dir that is gone from the directory at
+// once: its space comes back when it is closed, or when the process dies.
+func unlinkedFile(dir, pattern string) (*os.File, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, fmt.Errorf("creating spool file in %s: %w", dir, err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("unlinking spool file in %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 func openArchive(path string, cfg openConfig) (archive, string, error) {

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
-	clog "github.com/containerd/log"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -22,17 +21,9 @@ import (
 func OpenStream(ctx context.Context, name string, r io.Reader, opts ...Opt) (*Seed, error) {
 	cfg := newOpenConfig(opts)
 	s := &Seed{path: name, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
-	dir := cfg.spoolDir
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	f, err := os.CreateTemp(dir, ".ctr-seed-stdin-*")
+	f, err := unlinkedFile(cfg.spoolDir, ".ctr-seed-stdin-*")
 	if err != nil {
-		return nil, s.errorf("creating spool file in %s: %w", dir, err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, s.errorf("unlinking spool file in %s: %w", dir, err)
+		return nil, s.errorf("%w", err)
 	}
 	src := r
 	if cfg.maxSpoolBytes > 0 {
@@ -44,19 +35,10 @@ func OpenStream(ctx context.Context, name string, r io.Reader, opts ...Opt) (*Se
 	}
 	if err != nil {
 		f.Close()
-		return nil, s.errorf("spooling into %s: %w", dir, err)
+		return nil, s.errorf("spooling stdin: %w", err)
 	}
 	arch, format, err := openFile(f, n, cfg)
-	if err != nil {
-		return nil, s.errorf("%w", err)
-	}
-	s.arch, s.format = arch, format
-	if err := s.load(ctx); err != nil {
-		arch.Close()
-		return nil, err
-	}
-	clog.G(ctx).WithField("seed", name).WithField("format", s.format).Debug("seed indexed from a stream")
-	return s, nil
+	return s.indexArchive(ctx, arch, format, err)
 }
 
 // SeedName reports whether a directory entry's name can be a seed: hidden

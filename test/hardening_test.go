@@ -16,7 +16,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -34,6 +33,26 @@ func hardLayerSeed(t *testing.T, name string, raw, blob []byte, mt string) (stri
 		relBlobEntry(img.config.Digest, img.blobs[img.config.Digest]),
 		relBlobEntry(layer.Digest, blob))
 	return seed, relImage{name, img.manifest.Digest}, layer
+}
+
+// hardEditedSeed is a seed of b whose manifest edit changed (the other
+// blobs as they are), and that manifest's descriptor.
+func hardEditedSeed(t *testing.T, b *testseed.Built, edit func(*ocispec.Manifest)) (string, ocispec.Descriptor) {
+	t.Helper()
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b.Blobs[b.Manifest.Digest], &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(&m)
+	mb, _ := json.Marshal(m)
+	man := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
+	es := []relEntry{relBlobEntry(man.Digest, mb)}
+	for d, p := range b.Blobs {
+		if d != b.Manifest.Digest {
+			es = append(es, relBlobEntry(d, p))
+		}
+	}
+	return relWriteSeed(t, b.Name, man, es...), man
 }
 
 // zeroTar is a layer tar holding one file of n zero bytes.
@@ -124,20 +143,7 @@ func TestHardeningIndexNameCap(t *testing.T) {
 // one line, on a terminal too, and leaves nothing: no panic.
 func TestHardeningDigestWithoutColon(t *testing.T) {
 	b := uniqueImage(t, "registry.local/hard/deadbeef:1", impHostPlatform(), false, testseed.Gzip)
-	var m ocispec.Manifest
-	if err := json.Unmarshal(b.Blobs[b.Manifest.Digest], &m); err != nil {
-		t.Fatal(err)
-	}
-	m.Layers[len(m.Layers)-1].Digest = "deadbeef"
-	mb, _ := json.Marshal(m)
-	man := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
-	var es []relEntry
-	for d, p := range b.Blobs {
-		if d != b.Manifest.Digest {
-			es = append(es, relBlobEntry(d, p))
-		}
-	}
-	seed := relWriteSeed(t, b.Name, man, append(es, relBlobEntry(man.Digest, mb))...)
+	seed, man := hardEditedSeed(t, b, func(m *ocispec.Manifest) { m.Layers[len(m.Layers)-1].Digest = "deadbeef" })
 	ns := namespace(t)
 	relRefused(t, ns, relWant{seed: seed, image: &relImage{b.Name, man.Digest}, cause: `"deadbeef".*invalid digest`})
 
@@ -223,18 +229,8 @@ func TestHardeningNothingUsable(t *testing.T) {
 			return writeDocker(t, []testseed.DockerImage{{RepoTags: nil, Built: unnamed}}, testseed.Uncompressed)
 		}, "the seed gives it no name"},
 		{"unknown-config-type", func(t *testing.T) string {
-			var m ocispec.Manifest
-			json.Unmarshal(odd.Blobs[odd.Manifest.Digest], &m)
-			m.Config.MediaType = "application/vnd.example.unknown+json"
-			mb, _ := json.Marshal(m)
-			man := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
-			var es []relEntry
-			for d, p := range odd.Blobs {
-				if d != odd.Manifest.Digest {
-					es = append(es, relBlobEntry(d, p))
-				}
-			}
-			return relWriteSeed(t, odd.Name, man, append(es, relBlobEntry(man.Digest, mb))...)
+			seed, _ := hardEditedSeed(t, odd, func(m *ocispec.Manifest) { m.Config.MediaType = "application/vnd.example.unknown+json" })
+			return seed
 		}, "incomplete|nothing for|no manifest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,5 +328,4 @@ func TestHardeningMessages(t *testing.T) {
 			assertNothingLeft(t, ns)
 		})
 	}
-	_ = specs.Versioned{}
 }

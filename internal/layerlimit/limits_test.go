@@ -96,13 +96,16 @@ func wantBomb(t *testing.T, err error, desc ocispec.Descriptor, limit int64) {
 	}
 }
 
+// layerCase is a layer blob of a media type, named for its subtest.
+type layerCase struct {
+	name string
+	blob []byte
+	mt   string
+}
+
 func TestBomb(t *testing.T) {
 	raw := layerTar(t, make([]byte, 8<<20)) // 8 MiB of zeros: a few KB compressed
-	for _, tc := range []struct {
-		name string
-		blob []byte
-		mt   string
-	}{
+	for _, tc := range []layerCase{
 		{"gzip", gz(t, raw), ocispec.MediaTypeImageLayerGzip},
 		{"zstd", zst(t, raw), ocispec.MediaTypeImageLayerZstd},
 		// docker's plain layer type: the applier sniffs and decompresses.
@@ -205,11 +208,7 @@ func TestUndecodableIsRefused(t *testing.T) {
 	// A frame header declaring a 1 GiB window (exponent 20), beyond what
 	// containerd's decoder takes.
 	big := append([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 20 << 3}, bytes.Repeat([]byte{0}, 64)...)
-	for _, tc := range []struct {
-		name string
-		blob []byte
-		mt   string
-	}{
+	for _, tc := range []layerCase{
 		{"junk-after-magic", append([]byte{0x1f, 0x8b, 0x08}, bytes.Repeat([]byte("junk"), 1<<16)...), ocispec.MediaTypeImageLayerGzip},
 		{"cut-gzip", full[:len(full)/2], ocispec.MediaTypeImageLayerGzip},
 		{"zstd-1GiB-window", big, ocispec.MediaTypeImageLayerZstd},
@@ -331,11 +330,7 @@ func TestLimitsArithmetic(t *testing.T) {
 // declare counts against the cap, in every format the applier takes.
 func TestSparseCounts(t *testing.T) {
 	raw := testutil.SparseTar(t, "big", 3<<29) // 1.5 GiB of holes in ~2 KB
-	for _, tc := range []struct {
-		name string
-		blob []byte
-		mt   string
-	}{
+	for _, tc := range []layerCase{
 		{"gzip", gz(t, raw), ocispec.MediaTypeImageLayerGzip},
 		{"zstd", zst(t, raw), ocispec.MediaTypeImageLayerZstd},
 		{"plain", raw, ocispec.MediaTypeImageLayer},
