@@ -43,6 +43,12 @@ func (c *checker) fail(err error) { c.problems = append(c.problems, err) }
 
 // walk checks desc and everything below it.
 func (c *checker) walk(ctx context.Context, desc ocispec.Descriptor, parent string) {
+	if desc.Size == 0 {
+		// containerd's fetch refuses such a descriptor, so import does.
+		c.fail(c.s.blobErr(desc.Digest, "referenced by %s with a size of 0: containerd refuses to fetch it", parent))
+		c.done[desc.Digest] = true
+		return
+	}
 	if c.done[desc.Digest] {
 		c.sameSize(desc, "referenced by "+parent)
 		return
@@ -110,6 +116,10 @@ func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocisp
 		c.fail(c.s.blobErr(m.Config.Digest, "config lists %d diffIDs, manifest %s has %d layers", len(cfg.RootFS.DiffIDs), desc.Digest, len(m.Layers)))
 	}
 	for i, l := range m.Layers {
+		if l.Size == 0 {
+			c.fail(c.s.blobErr(l.Digest, "layer %d of manifest %s has a size of 0: containerd refuses to fetch it", i, desc.Digest))
+			continue
+		}
 		if c.done[l.Digest] {
 			c.sameSize(l, fmt.Sprintf("layer %d of manifest %s", i, desc.Digest))
 		}

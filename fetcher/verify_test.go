@@ -168,6 +168,14 @@ func TestVerifyReportsWhatImportRefuses(t *testing.T) {
 			t.Errorf("verify: %v; want one size mismatch for %s", errs, l.Digest)
 		}
 	})
+	t.Run("zero-byte-layer", func(t *testing.T) {
+		bs := blobSet{}
+		img := bs.image(t, amd64, ocispec.MediaTypeImageLayerGzip, nil, digest.FromBytes(nil))
+		errs := bs.seed(t, img).Verify(context.Background(), layerlimit.Default())
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "size of 0") {
+			t.Errorf("verify: %v; want the zero-size layer reported", errs)
+		}
+	})
 	t.Run("manifest-mediatype-field-says-index", func(t *testing.T) {
 		bs := blobSet{}
 		l := bs.add(ocispec.MediaTypeImageLayerGzip, layer)
