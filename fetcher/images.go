@@ -17,6 +17,13 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
+// Annotations of a delta seed's top-level entries (ctr-seed save --have):
+// the inventories it was made against, and the layers it leaves out.
+const (
+	AnnotationDeltaBase    = "io.ctr-seed.delta.base"
+	AnnotationDeltaOmitted = "io.ctr-seed.delta.omitted"
+)
+
 // Image is one top-level entry of a seed's index.
 type Image struct {
 	Seed     *Seed
@@ -144,4 +151,50 @@ func checkNames(d ocispec.Descriptor, repoTags []string) error {
 		}
 	}
 	return nil
+}
+
+// omitted reports whether a delta seed among ss leaves d out on purpose,
+// and the inventories it was made against.
+func (ss Seeds) omitted(ctx context.Context, d digest.Digest) (string, bool) {
+	for _, s := range ss {
+		if base, ok := s.Omits(ctx, d); ok {
+			return base, true
+		}
+	}
+	return "", false
+}
+
+// Omits reports whether the seed is a delta that leaves d out (the node
+// it was made for holds d), and the inventories it was made against.
+func (s *Seed) Omits(ctx context.Context, d digest.Digest) (string, bool) {
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return "", false
+	}
+	for _, img := range imgs {
+		for _, o := range strings.Split(img.Target.Annotations[AnnotationDeltaOmitted], ",") {
+			if o == d.String() {
+				return img.Target.Annotations[AnnotationDeltaBase], true
+			}
+		}
+	}
+	return "", false
+}
+
+// Delta reports whether the seed is a delta seed, and how many blobs it
+// expects the node to hold.
+func (s *Seed) Delta(ctx context.Context) (omitted int, ok bool) {
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return 0, false
+	}
+	seen := map[string]bool{}
+	for _, img := range imgs {
+		if v := img.Target.Annotations[AnnotationDeltaOmitted]; v != "" {
+			for _, o := range strings.Split(v, ",") {
+				seen[o] = true
+			}
+		}
+	}
+	return len(seen), len(seen) > 0
 }

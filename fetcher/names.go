@@ -19,6 +19,13 @@ type query struct {
 	pin  digest.Digest // from name@sha256:...
 }
 
+// NormalizeRef is ref as containerd names it: alpine is
+// docker.io/library/alpine:latest.
+func NormalizeRef(ref string) (string, error) {
+	q, err := parseQuery(ref)
+	return q.ref, err
+}
+
 func parseQuery(ref string) (query, error) {
 	named, err := distref.ParseDockerRef(ref)
 	if err != nil {

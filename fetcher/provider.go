@@ -7,6 +7,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -72,6 +73,16 @@ func (ss Seeds) Refetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCl
 		return nil, err
 	}
 	return s.fetchRaw(desc)
+}
+
+// SizeOf is the size of the blob d in the first seed holding it.
+func (ss Seeds) SizeOf(d digest.Digest) (int64, bool) {
+	for _, s := range ss {
+		if n, ok := s.Has(d); ok {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 // Has reports whether some seed holds desc usably.

@@ -157,14 +157,18 @@ func (c *checker) manifest(ctx context.Context, desc ocispec.Descriptor, m ocisp
 	}
 }
 
-// present reports a blob absent from the seed as missing, and one the seed
-// holds but cannot serve (a directory, FIFO, device, link out) as that.
+// present reports a blob absent from the seed as missing (unless it is a
+// delta seed's, left out on purpose), and one the seed holds but cannot
+// serve (a directory, FIFO, device, link out) as that.
 func (c *checker) present(d digest.Digest, role string) bool {
 	_, err := c.s.blob(d)
 	switch {
 	case err == nil:
 		return true
 	case errdefs.IsNotFound(err):
+		if _, ok := c.s.Omits(context.Background(), d); ok {
+			return false // the node holds it: import takes it from there
+		}
 		c.fail(c.s.blobErr(d, "missing (%s)", role))
 	default:
 		c.fail(c.s.blobErr(d, "%s: %w", role, err))

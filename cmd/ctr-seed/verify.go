@@ -54,7 +54,11 @@ func verifySeed(ctx context.Context, cmd *cli.Command, path string, limits layer
 		fmt.Fprintf(errw, "%s\n", oneLine(p))
 	}
 	if len(problems) == 0 && !cmd.Bool("quiet") {
-		fmt.Fprintf(cmd.Root().Writer, "seed %s: ok (%s)\n", path, s.Format())
+		if n, delta := s.Delta(ctx); delta {
+			fmt.Fprintf(cmd.Root().Writer, "seed %s: ok (%s, a delta seed: %d layers left out, expected on the node)\n", path, s.Format(), n)
+		} else {
+			fmt.Fprintf(cmd.Root().Writer, "seed %s: ok (%s)\n", path, s.Format())
+		}
 	}
 	return len(problems)
 }

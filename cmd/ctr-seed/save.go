@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/pkg/progress"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/saver"
+	"github.com/urfave/cli/v3"
+)
+
+// saveCommand writes a seed on the connected side.
+func saveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "save",
+		Usage:     "write a seed of images from seeds, the local containerd or a registry (a delta with --have)",
+		ArgsUsage: "-o OUT [flags] REF...",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the seed to write (an OCI image layout tar with a docker manifest.json)"},
+			&cli.StringSliceFlag{Name: "seed", Usage: "seed to take blobs from first (repeatable)"},
+			&cli.BoolFlag{Name: "from-containerd", Usage: "take images and blobs from the local containerd too (-a, -n)"},
+			&cli.StringSliceFlag{Name: "have", Usage: "inventory of a node (ctr-seed inventory): leave out the layers every given node holds (repeatable)"},
+			&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts directory (hosts.toml per registry)"},
+			&cli.BoolFlag{Name: "plain-http", Usage: "allow connections using plain HTTP"},
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:password] registry user and password"},
+			&cli.BoolFlag{Name: "offline", Usage: "never contact a registry"},
+			&cli.BoolFlag{Name: "all-platforms", Usage: "save every platform"},
+			&cli.StringSliceFlag{Name: "platform", Usage: "platform to save (repeatable); default: the host's"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+		}, spoolFlags()...),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if err := needArgs(cmd, "reference"); err != nil {
+				return err
+			}
+			out := cmd.String("output")
+			if out == "" {
+				return usageError{fmt.Errorf("save: -o OUT is required")}
+			}
+			return runSave(ctx, cmd, out)
+		},
+	}
+}
+
+func runSave(ctx context.Context, cmd *cli.Command, out string) error {
+	ps, err := parsePlatforms(cmd.StringSlice("platform"))
+	if err != nil {
+		return err
+	}
+	opts := saver.Options{Platforms: ps, AllPlatforms: cmd.Bool("all-platforms")}
+	for _, p := range cmd.StringSlice("have") {
+		inv, err := saver.ReadInventory(p)
+		if err != nil {
+			return err
+		}
+		opts.Have = append(opts.Have, inv)
+	}
+	sopts, err := spoolOptions(cmd)
+	if err != nil {
+		return err
+	}
+	seeds, err := openSeeds(ctx, cmd.StringSlice("seed"), sopts...)
+	if err != nil {
+		return err
+	}
+	defer seeds.Close()
+	src := saver.Sources{Seeds: seeds}
+	if cmd.Bool("from-containerd") {
+		c, cctx, err := newClient(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx = cctx
+		src.Store, src.Images = c.ContentStore(), c.ImageService()
+	}
+	if !cmd.Bool("offline") {
+		var r remotes.Resolver
+		if r, err = fetcher.NewRegistryResolver(ctx, fetcher.RegistryOptions{
+			HostsDir: cmd.String("hosts-dir"), PlainHTTP: cmd.Bool("plain-http"), User: cmd.String("user"),
+		}); err != nil {
+			return err
+		}
+		src.Registry = r
+	}
+	// Written under a hidden name beside OUT, renamed at the end: a failed
+	// save leaves no partial seed.
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-*")
+	if err != nil {
+		return err
+	}
+	res, err := saver.Save(ctx, tmp, cmd.Args().Slice(), src, opts)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), out)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("save %s: %w", out, err)
+	}
+	if !cmd.Bool("quiet") {
+		fmt.Fprintf(cmd.Root().Writer, "saved %s: %d images, %d blobs, %s", out, len(res.Images), res.Blobs, sizeText(res.Bytes))
+		if res.Omitted > 0 {
+			fmt.Fprintf(cmd.Root().Writer, "; left out %d layers (%s) the nodes hold", res.Omitted, progress.Bytes(res.OmittedBytes))
+		}
+		fmt.Fprintln(cmd.Root().Writer)
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+// Package saver writes seeds on the connected side: `ctr-seed save`. The
+// images come from seeds, the local containerd or a registry (sources.go);
+// the archive is containerd's own exporter's (core/images/archive: an OCI
+// image layout tar with a docker manifest.json, entries named as `ctr
+// images export` names them), so every reader of ctr's archives reads it,
+// and it is byte-identical for the same images and options. A delta seed
+// (inventory.go) leaves out the layers every given node already holds.
+package saver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/images/archive"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Annotations a delta seed carries on each top-level entry of its index.
+const (
+	// AnnotationDeltaBase names the inventories the seed was made against.
+	AnnotationDeltaBase = fetcher.AnnotationDeltaBase
+	// AnnotationDeltaOmitted lists, comma-separated, the layer digests of
+	// the entry's image the seed leaves out (the nodes hold them).
+	AnnotationDeltaOmitted = fetcher.AnnotationDeltaOmitted
+)
+
+// Sources are where a save takes images from, in this order.
+type Sources struct {
+	Seeds fetcher.Seeds
+	// Store and Images are the local containerd's (--from-containerd);
+	// nil: not asked.
+	Store  content.Store
+	Images images.Store
+	// Registry resolves what neither holds; nil: offline.
+	Registry remotes.Resolver
+}
+
+// Options are what a save writes.
+type Options struct {
+	Platforms    []ocispec.Platform // none: the host's
+	AllPlatforms bool
+	// Have are node inventories: a layer every one of them holds is left
+	// out (a delta seed).
+	Have []*Inventory
+}
+
+// Result summarises a save.
+type Result struct {
+	Images       []string
+	Blobs        int   // blobs written
+	Bytes        int64 // bytes of blobs written
+	Omitted      int   // layers left out (delta)
+	OmittedBytes int64
+}
+
+// Save writes one seed holding every image refs name to w.
+func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Options) (Result, error) {
+	var res Result
+	resolver := fetcher.NewResolver(src.Seeds, src.Registry)
+	srcs := &sources{seeds: src.Seeds, store: src.Store, sizes: map[digest.Digest]int64{}}
+	type entry struct {
+		name string
+		desc ocispec.Descriptor
+	}
+	var entries []entry
+	for _, ref := range refs {
+		name, desc, err := resolve(ctx, resolver, src, ref)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", ref, err)
+		}
+		if src.Registry != nil {
+			f, err := resolver.Fetcher(ctx, name)
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", ref, err)
+			}
+			srcs.remotes = append(srcs.remotes, f)
+		}
+		srcs.learn(desc)
+		entries = append(entries, entry{name, desc})
+		res.Images = append(res.Images, name)
+	}
+
+	matcher := platforms.Ordered(platforms.DefaultSpec())
+	if len(opts.Platforms) > 0 {
+		matcher = platforms.Ordered(opts.Platforms...)
+	}
+	var xopts []archive.ExportOpt
+	if opts.AllPlatforms {
+		xopts = append(xopts, archive.WithAllPlatforms())
+	} else {
+		xopts = append(xopts, archive.WithPlatform(matcher))
+	}
+	omitted := map[digest.Digest]int64{}
+	for _, e := range entries {
+		desc := e.desc
+		if len(opts.Have) > 0 {
+			left, err := leftOut(ctx, srcs, desc, opts, matcher)
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", e.name, err)
+			}
+			if len(left) > 0 {
+				desc.Annotations = map[string]string{
+					AnnotationDeltaBase:    inventoryNames(opts.Have),
+					AnnotationDeltaOmitted: joinDigests(left),
+				}
+				for _, l := range left {
+					omitted[l.Digest] = l.Size
+				}
+			}
+		}
+		xopts = append(xopts, archive.WithManifest(desc, e.name))
+	}
+	xopts = append(xopts, archive.WithBlobFilter(func(d ocispec.Descriptor) bool {
+		if _, ok := omitted[d.Digest]; ok && images.IsLayerType(d.MediaType) {
+			return false
+		}
+		res.Blobs++
+		res.Bytes += d.Size
+		return true
+	}))
+	if err := archive.Export(ctx, srcs, w, xopts...); err != nil {
+		return res, err
+	}
+	res.Omitted = len(omitted)
+	for _, n := range omitted {
+		res.OmittedBytes += n
+	}
+	return res, nil
+}
+
+// resolve finds ref in the seeds, then the local containerd, then the
+// registry: the first that knows it names the image.
+func resolve(ctx context.Context, r *fetcher.Resolver, src Sources, ref string) (string, ocispec.Descriptor, error) {
+	name, desc, err := src.Seeds.Resolve(ctx, ref)
+	if err == nil || !errdefs.IsNotFound(err) {
+		return name, desc, err
+	}
+	if src.Images != nil {
+		full, perr := fetcher.NormalizeRef(ref)
+		if perr != nil {
+			return "", ocispec.Descriptor{}, perr
+		}
+		if img, err := src.Images.Get(ctx, full); err == nil {
+			d := img.Target
+			d.Annotations = nil
+			return full, d, nil
+		}
+	}
+	return r.Resolve(ctx, ref)
+}
+
+// leftOut lists the layers of desc (on the platforms saved) that every
+// inventory holds.
+func leftOut(ctx context.Context, p content.Provider, desc ocispec.Descriptor, opts Options, m platforms.MatchComparer) ([]ocispec.Descriptor, error) {
+	var out []ocispec.Descriptor
+	seen := map[digest.Digest]bool{}
+	h := images.HandlerFunc(func(ctx context.Context, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if images.IsLayerType(d.MediaType) && !seen[d.Digest] {
+			seen[d.Digest] = true
+			if allHave(opts.Have, d) {
+				out = append(out, d)
+			}
+		}
+		return nil, nil
+	})
+	children := images.ChildrenHandler(p)
+	if !opts.AllPlatforms {
+		children = images.FilterPlatforms(children, m)
+	}
+	if err := images.Walk(ctx, images.Handlers(h, children), desc); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	return out, nil
+}
+
+func allHave(invs []*Inventory, d ocispec.Descriptor) bool {
+	for _, inv := range invs {
+		if !inv.Has(d) {
+			return false
+		}
+	}
+	return len(invs) > 0
+}
+
+func joinDigests(ds []ocispec.Descriptor) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = d.Digest.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func inventoryNames(invs []*Inventory) string {
+	s := make([]string, len(invs))
+	for i, inv := range invs {
+		s[i] = inv.Node
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,124 @@
+package saver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// sources serves every blob a save writes, searched in order: the seeds,
+// the local containerd's content store, then the registry. It is the
+// content.InfoReaderProvider containerd's exporter reads; every blob it
+// serves is verified as it streams (the seeds verify, the exporter checks
+// the digest of what it copies, the registry's blobs are checked here).
+type sources struct {
+	seeds  fetcher.Seeds
+	store  content.Store // nil: no --from-containerd
+	// remotes are the registry fetchers of the references saved (one per
+	// repository); a blob no seed or store has is tried in each, in order.
+	remotes []remotes.Fetcher
+
+	mu    sync.Mutex
+	sizes map[digest.Digest]int64 // what Info reports, learnt from descriptors
+}
+
+func (s *sources) learn(desc ocispec.Descriptor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sizes[desc.Digest] = desc.Size
+}
+
+// Info is asked for the top-level manifests only (the exporter copies
+// their distribution-source labels): any blob this save can serve has one.
+func (s *sources) Info(ctx context.Context, d digest.Digest) (content.Info, error) {
+	if n, ok := s.seeds.SizeOf(d); ok {
+		return content.Info{Digest: d, Size: n}, nil
+	}
+	if s.store != nil {
+		if info, err := s.store.Info(ctx, d); err == nil {
+			return info, nil
+		}
+	}
+	s.mu.Lock()
+	n, ok := s.sizes[d]
+	s.mu.Unlock()
+	if ok && len(s.remotes) > 0 {
+		return content.Info{Digest: d, Size: n}, nil
+	}
+	return content.Info{}, fmt.Errorf("blob %s: in no seed, not in containerd, no registry: %w", d, errdefs.ErrNotFound)
+}
+
+func (s *sources) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
+	if s.seeds.Has(desc) {
+		return s.seeds.ReaderAt(ctx, desc)
+	}
+	if s.store != nil {
+		if ra, err := s.store.ReaderAt(ctx, desc); err == nil {
+			return ra, nil
+		}
+	}
+	if len(s.remotes) == 0 {
+		return nil, fmt.Errorf("blob %s: in no seed and not in containerd (offline): %w", desc.Digest, errdefs.ErrNotFound)
+	}
+	var last error
+	for _, f := range s.remotes {
+		rc, err := f.Fetch(ctx, desc)
+		if err != nil {
+			last = err
+			continue
+		}
+		return &remoteReaderAt{ctx: ctx, f: f, desc: desc, rc: rc}, nil
+	}
+	return nil, last
+}
+
+// remoteReaderAt reads a registry blob as the exporter reads blobs: from
+// offset 0 up, in order. A read elsewhere starts the fetch again (it does
+// not happen for whole-blob copies).
+type remoteReaderAt struct {
+	ctx  context.Context
+	f    remotes.Fetcher
+	desc ocispec.Descriptor
+	rc   io.ReadCloser
+	off  int64
+}
+
+func (r *remoteReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if r.rc == nil || off != r.off {
+		if r.rc != nil {
+			r.rc.Close()
+		}
+		rc, err := r.f.Fetch(r.ctx, r.desc)
+		if err != nil {
+			return 0, err
+		}
+		r.rc, r.off = rc, 0
+		if _, err := io.CopyN(io.Discard, rc, off); err != nil {
+			return 0, err
+		}
+		r.off = off
+	}
+	n, err := io.ReadFull(r.rc, p)
+	r.off += int64(n)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (r *remoteReaderAt) Size() int64 { return r.desc.Size }
+
+func (r *remoteReaderAt) Close() error {
+	if r.rc != nil {
+		return r.rc.Close()
+	}
+	return nil
+}

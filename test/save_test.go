@@ -1,0 +1,224 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ctr-seed/ctr-seed/internal/testregistry"
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/test/harness"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// saveRun runs `ctr-seed save args...` against the test daemon.
+func saveRun(t *testing.T, ns string, args ...string) result {
+	t.Helper()
+	return runCtrSeed(t, harness.Cmd{
+		Argv: append([]string{ctrSeed, "--address", daemon.Address, "--namespace", ns, "save"}, args...),
+		Env:  []string{"DOCKER_CONFIG=" + t.TempDir()},
+	})
+}
+
+func mustSave(t *testing.T, ns string, args ...string) result {
+	t.Helper()
+	r := saveRun(t, ns, args...)
+	if r.code != 0 {
+		t.Fatalf("ctr-seed save %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// A seed saved from a registry is read by ctr images import (names and
+// digests the registry's) and by skopeo; saving again gives the same
+// bytes; the registry served every blob once at most.
+func TestSaveFromRegistry(t *testing.T) {
+	idx, blobs, a, _ := pullIndex(t, "save-reg")
+	reg := pullRegistry(t, testregistry.Options{}, "library/app", "1", idx, blobs)
+	ref := reg.Host + "/library/app:1"
+	out := filepath.Join(t.TempDir(), "app.tar")
+	r := mustSave(t, namespace(t), "--plain-http", "-o", out, ref)
+	if !strings.HasPrefix(r.stdout, "saved "+out+": 1 images, ") {
+		t.Errorf("stdout %q", r.stdout)
+	}
+	gets := reg.BlobGets()
+	seen := map[digest.Digest]bool{}
+	for _, d := range gets {
+		if seen[d] {
+			t.Errorf("blob %s fetched twice", d)
+		}
+		seen[d] = true
+	}
+	// Deterministic: a second save is byte-identical.
+	again := filepath.Join(t.TempDir(), "again.tar")
+	mustSave(t, namespace(t), "--plain-http", "-o", again, ref)
+	b1, _ := os.ReadFile(out)
+	b2, _ := os.ReadFile(again)
+	if !bytes.Equal(b1, b2) {
+		t.Errorf("two saves differ (%d and %d bytes)", len(b1), len(b2))
+	}
+	// ctr reads it: the index digest and the name are the registry's.
+	ns := namespace(t) + "-ctr"
+	ctr(t, ns, "images", "import", out)
+	if img, ok := imageMap(t, ns)[ref]; !ok || img.Target.Digest != idx.Digest {
+		t.Errorf("ctr images import of the saved seed: %v; want %s → %s", keys(imageMap(t, ns)), ref, idx.Digest)
+	}
+	// and so does ctr-seed, unpacking the host's platform.
+	ns2 := namespace(t) + "-seed"
+	mustImport(t, ns2, out)
+	impAssertUnpacked(t, ns2, ref)
+	_ = a
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Fatalf("skopeo is needed (.ci/run installs it): %v", err)
+	}
+	outb, err := exec.Command("skopeo", "inspect", "--raw", "oci-archive:"+out+":1").CombinedOutput()
+	if err != nil || digest.FromBytes(bytes.TrimSpace(outb)) != idx.Digest && digest.FromBytes(outb) != idx.Digest {
+		t.Errorf("skopeo inspect: %v: %.200s", err, outb)
+	}
+}
+
+// Each source alone: --seed with --offline, and --from-containerd.
+func TestSaveSources(t *testing.T) {
+	b := uniqueImage(t, "registry.local/save/src:1", impHostPlatform(), false, testseed.Gzip)
+	seed := writeOCI(t, impOciSeedOf(t, b), testseed.Gzip)
+	t.Run("seed-offline", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "from-seed.tar")
+		mustSave(t, namespace(t), "--offline", "--seed", seed, "-o", out, b.Name)
+		ns := namespace(t)
+		mustImport(t, ns, out)
+		impAssertTargets(t, ns, map[string]digest.Digest{b.Name: b.Manifest.Digest})
+	})
+	t.Run("from-containerd", func(t *testing.T) {
+		src := namespace(t)
+		mustImport(t, src, seed)
+		out := filepath.Join(t.TempDir(), "from-containerd.tar")
+		mustSave(t, src, "--offline", "--from-containerd", "-o", out, b.Name)
+		ns := namespace(t) + "-again"
+		mustImport(t, ns, out)
+		impAssertTargets(t, ns, map[string]digest.Digest{b.Name: b.Manifest.Digest})
+	})
+	t.Run("unknown-ref", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "none.tar")
+		r := saveRun(t, namespace(t), "--offline", "--seed", seed, "-o", out, "registry.local/save/absent:1")
+		if r.code != 1 || !strings.Contains(r.stderr, "registry.local/save/absent:1") {
+			t.Errorf("exit %d, stderr %q; want 1 naming the reference", r.code, r.stderr)
+		}
+		if m, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "*")); len(m) != 0 {
+			t.Errorf("a failed save left %v", m)
+		}
+	})
+}
+
+// A delta seed against a node's inventory carries only what the node
+// lacks; imported there it lands complete and unpacked, the same snapshot
+// chain as from a full seed; on a node without the base it is refused,
+// one line, nothing left. With two inventories only what both hold is
+// left out.
+func TestSaveDelta(t *testing.T) {
+	v1 := uniqueImage(t, "registry.local/save/app:1", impHostPlatform(), false, testseed.Gzip)
+	// v2: v1's layers plus one of its own.
+	v2img := testseed.Standard("registry.local/save/app:2", impHostPlatform(), false, testseed.Gzip)
+	v2img.Layers = append(v2img.Layers, testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "etc/test-name", Content: []byte(t.Name() + " registry.local/save/app:1 " + impHostPlatform().Architecture)}}},
+		testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v2", Content: []byte(t.Name() + " v2")}}})
+	v2, err := testseed.Build(v2img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := 0
+	for _, l := range v2.Layers {
+		if slices.ContainsFunc(v1.Layers, func(d ocispec.Descriptor) bool { return d.Digest == l.Digest }) {
+			shared++
+		}
+	}
+	if shared != len(v1.Layers) {
+		t.Fatalf("fixture: v2 shares %d of v1's %d layers", shared, len(v1.Layers))
+	}
+	node := namespace(t)
+	mustImport(t, node, writeOCI(t, impOciSeedOf(t, v1), testseed.Uncompressed))
+	inv := filepath.Join(t.TempDir(), "node.json")
+	if r := ctrSeedRun(t, node, "inventory", "--node", "edge-1", "-o", inv); r.code != 0 {
+		t.Fatalf("inventory: %s", r.stderr)
+	}
+	var doc struct {
+		Version int
+		Node    string
+		Blobs   []struct{ Digest digest.Digest }
+	}
+	b, _ := os.ReadFile(inv)
+	if err := json.Unmarshal(b, &doc); err != nil || doc.Version != 1 || doc.Node != "edge-1" || len(doc.Blobs) == 0 {
+		t.Fatalf("inventory: %v %+v", err, doc)
+	}
+
+	full := writeOCI(t, impOciSeedOf(t, v2), testseed.Uncompressed)
+	delta := filepath.Join(t.TempDir(), "delta.tar")
+	r := mustSave(t, node, "--offline", "--seed", full, "--have", inv, "-o", delta, v2.Name)
+	if !strings.Contains(r.stdout, "left out "+strconv.Itoa(len(v1.Layers))+" layers") {
+		t.Errorf("stdout %q; want %d layers left out", r.stdout, len(v1.Layers))
+	}
+	fi, _ := os.Stat(delta)
+	var ownBytes int64
+	for _, l := range v2.Layers[len(v1.Layers):] {
+		ownBytes += l.Size
+	}
+	if fi.Size() > ownBytes+64<<10 {
+		t.Errorf("delta of %d bytes for %d bytes of new layers", fi.Size(), ownBytes)
+	}
+	if r := ctrSeedRun(t, node, "verify", delta); r.code != 0 || !strings.Contains(r.stdout, "a delta seed") {
+		t.Errorf("verify of the delta: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// On the node: complete and unpacked, as from the full seed.
+	mustImport(t, node, delta)
+	impAssertUnpacked(t, node, v2.Name)
+	fullNS := namespace(t) + "-full"
+	mustImport(t, fullNS, full)
+	if w, g := snapshotChain(t, fullNS), snapshotChain(t, node); !slices.Equal(w, g) {
+		t.Errorf("snapshot chains differ:\nfull:  %v\ndelta: %v", w, g)
+	}
+
+	// Two inventories: only what both hold is left out. The second claims
+	// every layer of v3, whose own layer this daemon never saw.
+	v3img := testseed.Standard("registry.local/save/app:3", impHostPlatform(), false, testseed.Gzip)
+	v3img.Layers = append(v3img.Layers, testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v3", Content: []byte(t.Name() + " v3")}}})
+	v3, err := testseed.Build(v3img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(t.TempDir(), "fake.json")
+	var fb struct {
+		Version int              `json:"version"`
+		Node    string           `json:"node"`
+		Blobs   []map[string]any `json:"blobs"`
+	}
+	fb.Version, fb.Node = 1, "edge-2"
+	for _, l := range append(append([]ocispec.Descriptor(nil), v2.Layers...), v3.Layers...) {
+		fb.Blobs = append(fb.Blobs, map[string]any{"digest": l.Digest, "size": l.Size})
+	}
+	fj, _ := json.Marshal(fb)
+	os.WriteFile(fake, fj, 0o644)
+	both := filepath.Join(t.TempDir(), "both.tar")
+	r = mustSave(t, node, "--offline", "--seed", full, "--have", inv, "--have", fake, "-o", both, v2.Name)
+	if !strings.Contains(r.stdout, "left out "+strconv.Itoa(len(v1.Layers))+" layers") {
+		t.Errorf("two inventories: %q; want %d layers left out", r.stdout, len(v1.Layers))
+	}
+
+	// A delta for a node that has v3's own layer, imported where it is
+	// missing: refused, one line naming it, nothing left.
+	only := filepath.Join(t.TempDir(), "v3-delta.tar")
+	mustSave(t, node, "--offline", "--seed", writeOCI(t, impOciSeedOf(t, v3), testseed.Uncompressed), "--have", fake, "-o", only, v3.Name)
+	own := v3.Layers[len(v3.Layers)-1].Digest
+	gone := namespace(t) + "-gone"
+	r = ctrSeedRun(t, gone, "import", only)
+	el := impErrorLines(t, r.stderr, "")
+	if r.code != 1 || len(el) != 1 || !strings.Contains(el[0], "left out of this delta seed, made for inventory edge-2; not on this node") || !strings.Contains(el[0], own.String()) {
+		t.Errorf("delta where a blob is missing: exit %d, stderr %q", r.code, r.stderr)
+	}
+	assertNothingLeft(t, gone)
+}
