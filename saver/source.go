@@ -20,8 +20,8 @@ import (
 // serves is verified as it streams (the seeds verify, the exporter checks
 // the digest of what it copies, the registry's blobs are checked here).
 type sources struct {
-	seeds  fetcher.Seeds
-	store  content.Store // nil: no --from-containerd
+	seeds fetcher.Seeds
+	store content.Store // nil: no --from-containerd
 	// remotes are the registry fetchers of the references saved (one per
 	// repository); a blob no seed or store has is tried in each, in order.
 	remotes []remotes.Fetcher
