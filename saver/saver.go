@@ -21,6 +21,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -52,6 +54,9 @@ type Options struct {
 	// Have are node inventories: a layer every one of them holds is left
 	// out (a delta seed).
 	Have []*Inventory
+	// Compress compresses the archive as a whole: "gzip", "zstd" or ""
+	// (none). Both are deterministic, as the tar is.
+	Compress string
 }
 
 // Result summarises a save.
@@ -128,7 +133,14 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 		res.Bytes += d.Size
 		return true
 	}))
-	if err := archive.Export(ctx, srcs, w, xopts...); err != nil {
+	cw, err := compressor(w, opts.Compress)
+	if err != nil {
+		return res, err
+	}
+	if err := archive.Export(ctx, srcs, cw, xopts...); err != nil {
+		return res, err
+	}
+	if err := cw.Close(); err != nil {
 		return res, err
 	}
 	res.Omitted = len(omitted)
@@ -208,3 +220,21 @@ func inventoryNames(invs []*Inventory) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// compressor wraps w in the whole-archive compression asked for. One zstd
+// encoder thread, so the output is the same on every machine.
+func compressor(w io.Writer, c string) (io.WriteCloser, error) {
+	switch c {
+	case "":
+		return nopCloser{w}, nil
+	case "gzip":
+		return gzip.NewWriter(w), nil
+	case "zstd":
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+	}
+	return nil, fmt.Errorf("compression %q: want gzip, zstd or none: %w", c, errdefs.ErrInvalidArgument)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -75,6 +75,27 @@ func TestSaveFromRegistry(t *testing.T) {
 	mustImport(t, ns2, out)
 	impAssertUnpacked(t, ns2, ref)
 	_ = a
+	// Compressed as a whole: the same bytes each time, read by ctr (gzip)
+	// and ctr-seed (zstd).
+	for _, c := range []string{"gzip", "zstd"} {
+		c1, c2 := filepath.Join(t.TempDir(), "a."+c), filepath.Join(t.TempDir(), "b."+c)
+		mustSave(t, namespace(t), "--plain-http", "--compress", c, "-o", c1, ref)
+		mustSave(t, namespace(t), "--plain-http", "--compress", c, "-o", c2, ref)
+		x1, _ := os.ReadFile(c1)
+		x2, _ := os.ReadFile(c2)
+		if !bytes.Equal(x1, x2) || len(x1) >= len(b1) {
+			t.Errorf("--compress %s: %d and %d bytes (whole: %d); want equal and smaller", c, len(x1), len(x2), len(b1))
+		}
+		cns := namespace(t) + "-" + c
+		if c == "gzip" {
+			ctr(t, cns, "images", "import", c1)
+		} else {
+			mustImport(t, cns, c1)
+		}
+		if img, ok := imageMap(t, cns)[ref]; !ok || img.Target.Digest != idx.Digest {
+			t.Errorf("--compress %s: imported %v", c, keys(imageMap(t, cns)))
+		}
+	}
 	if _, err := exec.LookPath("skopeo"); err != nil {
 		t.Fatalf("skopeo is needed (.ci/run installs it): %v", err)
 	}
@@ -172,6 +193,9 @@ func TestSaveDelta(t *testing.T) {
 	}
 	if r := ctrSeedRun(t, node, "verify", delta); r.code != 0 || !strings.Contains(r.stdout, "a delta seed") {
 		t.Errorf("verify of the delta: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := ctrSeedRun(t, node, "ls", delta); r.code != 0 || !strings.Contains(r.stdout, "(delta)") {
+		t.Errorf("ls of the delta: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 
 	// On the node: complete and unpacked, as from the full seed.

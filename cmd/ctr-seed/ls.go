@@ -82,7 +82,11 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 		if err != nil {
 			return fmt.Errorf("seed %s: image %s: size: %w", path, name, err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", path, name, img.Target.Digest, img.Target.MediaType,
+		mt := img.Target.MediaType
+		if img.Target.Annotations[fetcher.AnnotationDeltaOmitted] != "" {
+			mt += " (delta)" // some layers are left out: the node must hold them
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", path, name, img.Target.Digest, mt,
 			fetcher.FormatPlatforms(ps), progress.Bytes(size))
 	}
 	return bad

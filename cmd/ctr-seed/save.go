@@ -30,6 +30,7 @@ func saveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "offline", Usage: "never contact a registry"},
 			&cli.BoolFlag{Name: "all-platforms", Usage: "save every platform"},
 			&cli.StringSliceFlag{Name: "platform", Usage: "platform to save (repeatable); default: the host's"},
+			&cli.StringFlag{Name: "compress", Usage: "compress the whole seed: gzip or zstd (default: none)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		}, spoolFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -50,7 +51,10 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 	if err != nil {
 		return err
 	}
-	opts := saver.Options{Platforms: ps, AllPlatforms: cmd.Bool("all-platforms")}
+	opts := saver.Options{Platforms: ps, AllPlatforms: cmd.Bool("all-platforms"), Compress: cmd.String("compress")}
+	if c := opts.Compress; c != "" && c != "gzip" && c != "zstd" {
+		return usageError{fmt.Errorf("--compress %q: want gzip or zstd", c)}
+	}
 	for _, p := range cmd.StringSlice("have") {
 		inv, err := saver.ReadInventory(p)
 		if err != nil {
