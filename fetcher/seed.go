@@ -103,6 +103,16 @@ func unlinkedFile(dir, pattern string) (*os.File, error) {
 }
 
 func openArchive(path string, cfg openConfig) (archive, string, error) {
+	if parts, err := splitParts(path); err != nil {
+		return nil, "", err
+	} else if len(parts) > 0 {
+		f, size, err := openParts(parts)
+		if err != nil {
+			return nil, "", err
+		}
+		a, format, err := openSeedFile(f, size, cfg)
+		return a, format + fmt.Sprintf(" (split, %d parts)", len(parts)), err
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, "", err
@@ -123,7 +133,12 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 
 // openFile indexes a seed file (closed on failure).
 func openFile(osf *os.File, size int64, cfg openConfig) (archive, string, error) {
-	f := wrapFile(osf)
+	return openSeedFile(wrapFile(osf), size, cfg)
+}
+
+// openSeedFile indexes a seed read through f: a file, or the parts of a
+// split seed as one (closed on failure).
+func openSeedFile(f seedFile, size int64, cfg openConfig) (archive, string, error) {
 	head := make([]byte, 8)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {

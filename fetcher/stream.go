@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -45,8 +46,17 @@ func OpenStream(ctx context.Context, name string, r io.Reader, opts ...Opt) (*Se
 // names are seeds still being written (the usual "write to .name, then
 // rename"), and *.tmp and *.part are partial downloads.
 func SeedName(name string) bool {
-	return name != "" && !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".tmp") && !strings.HasSuffix(name, ".part")
+	return name != "" && !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".tmp") && !strings.HasSuffix(name, ".part") &&
+		!laterPartRE.MatchString(name)
 }
+
+// laterPartRE matches the parts of a split seed after its first: the seed
+// is named by its first part (NAME.001 or NAME.000).
+var laterPartRE = regexp.MustCompile(`\.(00[2-9]|0[1-9][0-9]|[1-9][0-9][0-9])$`)
+
+// SplitParts lists the parts of a split seed named by path (its first
+// part, or its base name), or none when path is no split seed.
+func SplitParts(path string) ([]string, error) { return splitParts(path) }
 
 // SeedsIn lists the seeds a path names: itself when it is a seed file or an
 // OCI layout directory; otherwise, for a directory of seeds (k3s's

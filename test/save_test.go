@@ -246,3 +246,44 @@ func TestSaveDelta(t *testing.T) {
 	}
 	assertNothingLeft(t, gone)
 }
+
+// save --split writes parts whose concatenation is the unsplit seed; the
+// seed imports by its first part or its base name; a missing part is one
+// line naming it.
+func TestSaveSplit(t *testing.T) {
+	b := uniqueImage(t, "registry.local/save/split:1", impHostPlatform(), false, testseed.Gzip)
+	seed := writeOCI(t, impOciSeedOf(t, b), testseed.Gzip)
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "whole.tar")
+	mustSave(t, namespace(t), "--offline", "--seed", seed, "-o", whole, b.Name)
+	out := filepath.Join(dir, "split.tar")
+	r := mustSave(t, namespace(t), "--offline", "--seed", seed, "--split", "1K", "-o", out, b.Name)
+	parts, _ := filepath.Glob(out + ".*")
+	slices.Sort(parts)
+	if len(parts) < 3 || !strings.Contains(r.stdout, "parts: split.tar.001") {
+		t.Fatalf("parts %v, stdout %q", parts, r.stdout)
+	}
+	var cat []byte
+	for _, p := range parts {
+		b, _ := os.ReadFile(p)
+		if len(b) > 1024 {
+			t.Errorf("part %s: %d bytes, over 1K", p, len(b))
+		}
+		cat = append(cat, b...)
+	}
+	if w, _ := os.ReadFile(whole); !bytes.Equal(cat, w) {
+		t.Errorf("the parts (%d bytes) are not the unsplit seed (%d bytes)", len(cat), len(w))
+	}
+	for _, name := range []string{parts[0], out} {
+		ns := namespace(t) + "-" + filepath.Base(name)
+		mustImport(t, ns, name)
+		impAssertTargets(t, ns, map[string]digest.Digest{b.Name: b.Manifest.Digest})
+	}
+	os.Remove(parts[1])
+	ns := namespace(t) + "-gap"
+	r = ctrSeedRun(t, ns, "import", parts[0])
+	if el := impErrorLines(t, r.stderr, ""); r.code != 1 || len(el) != 1 || !strings.Contains(el[0], "part "+parts[1]+" is missing") {
+		t.Errorf("a missing part: exit %d, stderr %q", r.code, r.stderr)
+	}
+	assertNothingLeft(t, ns)
+}

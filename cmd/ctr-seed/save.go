@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -31,6 +30,7 @@ func saveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "all-platforms", Usage: "save every platform"},
 			&cli.StringSliceFlag{Name: "platform", Usage: "platform to save (repeatable); default: the host's"},
 			&cli.StringFlag{Name: "compress", Usage: "compress the whole seed: gzip or zstd (default: none)"},
+			&cli.StringFlag{Name: "split", Usage: "write OUT.001, OUT.002, … of at most SIZE each (4G, 700M): for FAT32 sticks and DVDs"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		}, spoolFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -90,31 +90,30 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 		}
 		src.Registry = r
 	}
-	// Written under a hidden name beside OUT, renamed at the end: a failed
+	var partSize int64
+	if v := cmd.String("split"); v != "" {
+		if partSize, err = saver.ParseSize(v); err != nil {
+			return usageError{fmt.Errorf("--split: %w", err)}
+		}
+	}
+	// Written under hidden names beside OUT, renamed at the end: a failed
 	// save leaves no partial seed.
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-*")
-	if err != nil {
-		return err
-	}
-	res, err := saver.Save(ctx, tmp, cmd.Args().Slice(), src, opts)
+	o := saver.NewOutput(out, partSize)
+	res, err := saver.Save(ctx, o, cmd.Args().Slice(), src, opts)
+	var files []string
 	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), out)
+		files, err = o.Commit()
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		o.Abort()
 		return fmt.Errorf("save %s: %w", out, err)
 	}
 	if !cmd.Bool("quiet") {
-		fmt.Fprintf(cmd.Root().Writer, "saved %s: %d images, %d blobs, %s", out, len(res.Images), res.Blobs, sizeText(res.Bytes))
+		where := out
+		if len(files) > 1 || partSize > 0 {
+			where = fmt.Sprintf("%s (%d parts: %s … %s)", out, len(files), filepath.Base(files[0]), filepath.Base(files[len(files)-1]))
+		}
+		fmt.Fprintf(cmd.Root().Writer, "saved %s: %d images, %d blobs, %s", where, len(res.Images), res.Blobs, sizeText(res.Bytes))
 		if res.Omitted > 0 {
 			fmt.Fprintf(cmd.Root().Writer, "; left out %d layers (%s) the nodes hold", res.Omitted, progress.Bytes(res.OmittedBytes))
 		}

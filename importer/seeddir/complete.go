@@ -28,6 +28,21 @@ func fingerprintOf(path string) (fingerprint, error) {
 		fp.Inode = st.Ino
 	}
 	if !fi.IsDir() {
+		// A split seed's first part stands for all its parts: a part
+		// added or grown is a new version.
+		if parts, _ := fetcher.SplitParts(path); len(parts) > 1 {
+			fp.Size = 0
+			for _, p := range parts {
+				pi, err := os.Stat(p)
+				if err != nil {
+					return fingerprint{}, err
+				}
+				fp.Size += pi.Size()
+				if m := pi.ModTime().UTC(); m.After(fp.MTime) {
+					fp.MTime = m
+				}
+			}
+		}
 		return fp, nil
 	}
 	fp.Size = 0
