@@ -16,11 +16,7 @@ func pullCommand() *cli.Command {
 		ArgsUsage: "[flags] REF...",
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "seed", Usage: "seed to serve blobs from (repeatable)"},
-			&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts directory (hosts.toml per registry)"},
-			&cli.BoolFlag{Name: "plain-http", Usage: "allow connections using plain HTTP"},
-			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:password] registry user and password"},
-			&cli.BoolFlag{Name: "offline", Usage: "never contact a registry: everything must come from seeds"},
-		}, commonImportFlags()...),
+		}, append(registryFlags(), commonImportFlags()...)...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := needArgs(cmd, "reference"); err != nil {
 				return err
@@ -35,15 +31,9 @@ func pullCommand() *cli.Command {
 }
 
 func runPull(ctx context.Context, cmd *cli.Command, opts importer.Options) error {
-	var remote remotes.Resolver
-	if !cmd.Bool("offline") {
-		var err error
-		remote, err = fetcher.NewRegistryResolver(ctx, fetcher.RegistryOptions{
-			HostsDir: cmd.String("hosts-dir"), PlainHTTP: cmd.Bool("plain-http"), User: cmd.String("user"),
-		})
-		if err != nil {
-			return err
-		}
+	remote, err := registryResolver(ctx, cmd)
+	if err != nil {
+		return err
 	}
 	sess, ctx, err := openSession(ctx, cmd, cmd.StringSlice("seed"), &opts)
 	if err != nil {
@@ -62,4 +52,24 @@ func runPull(ctx context.Context, cmd *cli.Command, opts importer.Options) error
 		return &importer.FailedError{Failed: failed, Total: cmd.Args().Len()}
 	}
 	return nil
+}
+
+// registryFlags say how to reach registries, for pull and save.
+func registryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts directory (hosts.toml per registry)"},
+		&cli.BoolFlag{Name: "plain-http", Usage: "allow connections using plain HTTP"},
+		&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:password] registry user and password"},
+		&cli.BoolFlag{Name: "offline", Usage: "never contact a registry: everything must come from seeds (or containerd)"},
+	}
+}
+
+// registryResolver is the registry the flags name; nil with --offline.
+func registryResolver(ctx context.Context, cmd *cli.Command) (remotes.Resolver, error) {
+	if cmd.Bool("offline") {
+		return nil, nil
+	}
+	return fetcher.NewRegistryResolver(ctx, fetcher.RegistryOptions{
+		HostsDir: cmd.String("hosts-dir"), PlainHTTP: cmd.Bool("plain-http"), User: cmd.String("user"),
+	})
 }

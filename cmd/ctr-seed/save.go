@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/pkg/progress"
-	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/saver"
 	"github.com/urfave/cli/v3"
 )
@@ -23,16 +21,12 @@ func saveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "seed", Usage: "seed to take blobs from first (repeatable)"},
 			&cli.BoolFlag{Name: "from-containerd", Usage: "take images and blobs from the local containerd too (-a, -n)"},
 			&cli.StringSliceFlag{Name: "have", Usage: "inventory of a node (ctr-seed inventory): leave out the layers every given node holds (repeatable)"},
-			&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts directory (hosts.toml per registry)"},
-			&cli.BoolFlag{Name: "plain-http", Usage: "allow connections using plain HTTP"},
-			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:password] registry user and password"},
-			&cli.BoolFlag{Name: "offline", Usage: "never contact a registry"},
 			&cli.BoolFlag{Name: "all-platforms", Usage: "save every platform"},
 			&cli.StringSliceFlag{Name: "platform", Usage: "platform to save (repeatable); default: the host's"},
 			&cli.StringFlag{Name: "compress", Usage: "compress the whole seed: gzip or zstd (default: none)"},
 			&cli.StringFlag{Name: "split", Usage: "write OUT.001, OUT.002, … of at most SIZE each (4G, 700M): for FAT32 sticks and DVDs"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
-		}, spoolFlags()...),
+		}, append(registryFlags(), spoolFlags()...)...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := needArgs(cmd, "reference"); err != nil {
 				return err
@@ -81,14 +75,8 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 		ctx = cctx
 		src.Store, src.Images = c.ContentStore(), c.ImageService()
 	}
-	if !cmd.Bool("offline") {
-		var r remotes.Resolver
-		if r, err = fetcher.NewRegistryResolver(ctx, fetcher.RegistryOptions{
-			HostsDir: cmd.String("hosts-dir"), PlainHTTP: cmd.Bool("plain-http"), User: cmd.String("user"),
-		}); err != nil {
-			return err
-		}
-		src.Registry = r
+	if src.Registry, err = registryResolver(ctx, cmd); err != nil {
+		return err
 	}
 	var partSize int64
 	if v := cmd.String("split"); v != "" {
