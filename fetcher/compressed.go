@@ -3,6 +3,7 @@ package fetcher
 import (
 	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 )
 
 // zstdMaxWindow caps the zstd decoder's window memory (k3s uses the same).
@@ -23,14 +25,23 @@ const (
 	plain     codec = ""
 	gzipped   codec = "gzip"
 	zstandard codec = "zstd"
+	lz4frame  codec = "lz4"
+	bzipped   codec = "bzip2"
 )
 
 var (
-	magicGzip  = []byte{0x1f, 0x8b}
-	magicZstd  = []byte{0x28, 0xb5, 0x2f, 0xfd}
-	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
-	magicBzip2 = []byte{'B', 'Z', 'h'}
+	magicGzip = []byte{0x1f, 0x8b}
+	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicXz   = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+	magicLz4  = []byte{0x04, 0x22, 0x4d, 0x18} // the lz4 frame format
 )
+
+// isBzip2 is "BZh", a block size digit, then the first block's magic (a
+// tar whose first name starts with "BZh" is not taken for one).
+func isBzip2(head []byte) bool {
+	return len(head) >= 10 && bytes.HasPrefix(head, []byte("BZh")) && head[3] >= '1' && head[3] <= '9' &&
+		bytes.Equal(head[4:10], []byte{0x31, 0x41, 0x59, 0x26, 0x53, 0x59})
+}
 
 // detect reads the compression from magic bytes, never from the name.
 func detect(head []byte) (codec, error) {
@@ -39,8 +50,12 @@ func detect(head []byte) (codec, error) {
 		return gzipped, nil
 	case bytes.HasPrefix(head, magicZstd):
 		return zstandard, nil
-	case bytes.HasPrefix(head, magicXz), bytes.HasPrefix(head, magicBzip2):
-		return "", fmt.Errorf("unsupported compression (xz or bzip2; recompress with gzip or zstd): %w", errdefs.ErrNotImplemented)
+	case bytes.HasPrefix(head, magicLz4):
+		return lz4frame, nil
+	case isBzip2(head):
+		return bzipped, nil
+	case bytes.HasPrefix(head, magicXz):
+		return "", fmt.Errorf("xz-compressed seeds are not read (nor by k3s): recompress with zstd, gzip, lz4 or bzip2: %w", errdefs.ErrNotImplemented)
 	}
 	return plain, nil
 }
@@ -56,6 +71,10 @@ func decompressor(r io.Reader, c codec) (io.ReadCloser, error) {
 			return nil, err
 		}
 		return d.IOReadCloser(), nil
+	case lz4frame:
+		return io.NopCloser(lz4.NewReader(r)), nil
+	case bzipped:
+		return io.NopCloser(bzip2.NewReader(r)), nil
 	}
 	return io.NopCloser(r), nil
 }

@@ -139,7 +139,7 @@ func openFile(osf *os.File, size int64, cfg openConfig) (archive, string, error)
 // openSeedFile indexes a seed read through f: a file, or the parts of a
 // split seed as one (closed on failure).
 func openSeedFile(f seedFile, size int64, cfg openConfig) (archive, string, error) {
-	head := make([]byte, 8)
+	head := make([]byte, 10)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
 		f.Close()

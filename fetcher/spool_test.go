@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
+	"github.com/pierrec/lz4/v4"
 )
 
 var spoolCodecs = []struct {
@@ -235,5 +238,56 @@ func TestSpoolDefaultCap(t *testing.T) {
 	WithMaxSpoolBytes(-1)(&cfg)
 	if cfg.maxSpoolBytes != 0 {
 		t.Fatalf("negative cap gave %d, want 0 (no cap)", cfg.maxSpoolBytes)
+	}
+}
+
+// lz4 (frame format) and bzip2 seeds, as k3s takes them: detected by
+// their magic, spooled once, capped like the others; xz is refused in one
+// line saying so.
+func TestSpoolLz4Bzip2(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	var tarball bytes.Buffer
+	if err := f.seed.WriteOCITar(&tarball); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lzPath := filepath.Join(dir, "seed.tar.lz4")
+	var lz bytes.Buffer
+	w := lz4.NewWriter(&lz)
+	w.Write(tarball.Bytes())
+	w.Close()
+	os.WriteFile(lzPath, lz.Bytes(), 0o644)
+	bzPath := filepath.Join(dir, "seed.tar.bz2")
+	cmd := exec.Command("bzip2", "-c")
+	cmd.Stdin = bytes.NewReader(tarball.Bytes())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bzip2 (the Debian package; .ci/run installs it): %v", err)
+	}
+	os.WriteFile(bzPath, out, 0o644)
+	for codec, p := range map[string]string{"lz4": lzPath, "bzip2": bzPath} {
+		s, err := Open(ctx, p, WithSpoolDir(t.TempDir()))
+		if err != nil {
+			t.Fatalf("%s: %v", codec, err)
+		}
+		if s.Format() != "oci-tar+"+codec {
+			t.Errorf("%s: format %q", codec, s.Format())
+		}
+		if errs := s.Verify(ctx, layerlimit.Default()); len(errs) != 0 {
+			t.Errorf("%s: verify: %v", codec, errs)
+		}
+		s.Close()
+		_, err = Open(ctx, p, WithSpoolDir(t.TempDir()), WithMaxSpoolBytes(1024))
+		assertSpoolCapError(t, err, p, codec, 1024)
+	}
+	xzCmd := exec.Command("xz", "-c")
+	xzCmd.Stdin = bytes.NewReader(tarball.Bytes())
+	if xb, err := xzCmd.Output(); err == nil {
+		xp := filepath.Join(dir, "seed.tar.xz")
+		os.WriteFile(xp, xb, 0o644)
+		if _, err := Open(ctx, xp); !errdefs.IsNotImplemented(err) || !strings.Contains(err.Error(), "xz-compressed seeds are not read") {
+			t.Errorf("xz: %v", err)
+		}
 	}
 }
