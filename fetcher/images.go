@@ -181,6 +181,29 @@ func (s *Seed) Omits(ctx context.Context, d digest.Digest) (string, bool) {
 	return "", false
 }
 
+// Omitted lists the blobs a delta seed leaves out (none for a full seed),
+// sorted.
+func (s *Seed) Omitted(ctx context.Context) []digest.Digest {
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return nil
+	}
+	seen := map[digest.Digest]bool{}
+	var out []digest.Digest
+	for _, img := range imgs {
+		if v := img.Target.Annotations[AnnotationDeltaOmitted]; v != "" {
+			for _, o := range strings.Split(v, ",") {
+				if d := digest.Digest(o); !seen[d] {
+					seen[d] = true
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
 // Delta reports whether the seed is a delta seed, and how many blobs it
 // expects the node to hold.
 func (s *Seed) Delta(ctx context.Context) (omitted int, ok bool) {

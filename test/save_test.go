@@ -194,6 +194,9 @@ func TestSaveDelta(t *testing.T) {
 	if r := ctrSeedRun(t, node, "verify", delta); r.code != 0 || !strings.Contains(r.stdout, "a delta seed") {
 		t.Errorf("verify of the delta: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
+	if r := ctrSeedRun(t, node, "verify", "--node", delta); r.code != 0 {
+		t.Errorf("verify --node on the node it was made for: exit %d, %q", r.code, r.stderr)
+	}
 	if r := ctrSeedRun(t, node, "ls", delta); r.code != 0 || !strings.Contains(r.stdout, "(delta)") {
 		t.Errorf("ls of the delta: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
@@ -239,6 +242,9 @@ func TestSaveDelta(t *testing.T) {
 	mustSave(t, node, "--offline", "--seed", writeOCI(t, impOciSeedOf(t, v3), testseed.Uncompressed), "--have", fake, "-o", only, v3.Name)
 	own := v3.Layers[len(v3.Layers)-1].Digest
 	gone := namespace(t) + "-gone"
+	if r := ctrSeedRun(t, gone, "verify", "--node", only); r.code != 1 || !strings.Contains(r.stderr, own.String()+": left out of this delta seed, and not on this node") {
+		t.Errorf("verify --node where a left-out blob is missing: exit %d, %q", r.code, r.stderr)
+	}
 	r = ctrSeedRun(t, gone, "import", only)
 	el := impErrorLines(t, r.stderr, "")
 	if r.code != 1 || len(el) != 1 || !strings.Contains(el[0], "left out of this delta seed, made for inventory edge-2; not on this node") || !strings.Contains(el[0], own.String()) {
