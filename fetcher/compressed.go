@@ -43,6 +43,14 @@ func isBzip2(head []byte) bool {
 		bytes.Equal(head[4:10], []byte{0x31, 0x41, 0x59, 0x26, 0x53, 0x59})
 }
 
+// spooled names what a spool of c holds, for messages.
+func (c codec) spooled() string {
+	if c == plain {
+		return "streamed"
+	}
+	return "decompressed " + string(c)
+}
+
 // detect reads the compression from magic bytes, never from the name.
 func detect(head []byte) (codec, error) {
 	switch {
@@ -136,13 +144,16 @@ func spoolTar(f io.Reader, c codec, spoolDir string, maxBytes int64) (*tarArchiv
 		// it may reword; say what really happened.
 		switch {
 		case cw.exceeded:
-			return nil, fmt.Errorf("decompressed %s archive exceeds the spool cap (--max-spool-bytes, max_spool_bytes): expected at most %d bytes, got more: %w",
-				c, maxBytes, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("%s archive exceeds the spool cap (--max-spool-bytes, max_spool_bytes): expected at most %d bytes, got more: %w",
+				c.spooled(), maxBytes, errdefs.ErrInvalidArgument)
 		case fw.err != nil && errors.Is(fw.err, syscall.ENOSPC):
-			return nil, fmt.Errorf("spooling the decompressed %s archive into %s: spool dir full after %d bytes (it needs the uncompressed archive's size free): %w: %w",
-				c, dir, fw.n, syscall.ENOSPC, errdefs.ErrResourceExhausted)
+			return nil, fmt.Errorf("spooling the %s archive into %s: spool dir full after %d bytes (it needs the uncompressed archive's size free): %w: %w",
+				c.spooled(), dir, fw.n, syscall.ENOSPC, errdefs.ErrResourceExhausted)
 		case fw.err != nil:
-			return nil, fmt.Errorf("spooling the decompressed %s archive into %s after %d bytes: %w", c, dir, fw.n, fw.err)
+			return nil, fmt.Errorf("spooling the %s archive into %s after %d bytes: %w", c.spooled(), dir, fw.n, fw.err)
+		}
+		if c == plain {
+			return nil, fmt.Errorf("streamed seed: %w", err)
 		}
 		return nil, fmt.Errorf("%s-compressed seed: %w", c, err)
 	}

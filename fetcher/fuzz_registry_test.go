@@ -58,7 +58,7 @@ func FuzzRegistryManifest(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, d := range descs {
-			_ = Seeds(nil).Check(d)
+			_, _ = Seeds(nil).Check(d)
 			rc, err := fe.Fetch(ctx, d)
 			if err != nil {
 				continue

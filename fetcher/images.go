@@ -167,57 +167,51 @@ func (ss Seeds) omitted(ctx context.Context, d digest.Digest) (string, bool) {
 // Omits reports whether the seed is a delta that leaves d out (the node
 // it was made for holds d), and the inventories it was made against.
 func (s *Seed) Omits(ctx context.Context, d digest.Digest) (string, bool) {
-	imgs, err := s.Images(ctx)
-	if err != nil {
-		return "", false
-	}
-	for _, img := range imgs {
-		for _, o := range strings.Split(img.Target.Annotations[AnnotationDeltaOmitted], ",") {
-			if o == d.String() {
-				return img.Target.Annotations[AnnotationDeltaBase], true
-			}
-		}
-	}
-	return "", false
+	base, ok := s.delta(ctx).omitted[d]
+	return base, ok
 }
 
 // Omitted lists the blobs a delta seed leaves out (none for a full seed),
 // sorted.
 func (s *Seed) Omitted(ctx context.Context) []digest.Digest {
-	imgs, err := s.Images(ctx)
-	if err != nil {
-		return nil
-	}
-	seen := map[digest.Digest]bool{}
-	var out []digest.Digest
-	for _, img := range imgs {
-		if v := img.Target.Annotations[AnnotationDeltaOmitted]; v != "" {
-			for _, o := range strings.Split(v, ",") {
-				if d := digest.Digest(o); !seen[d] {
-					seen[d] = true
-					out = append(out, d)
-				}
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	return s.delta(ctx).sorted
 }
 
 // Delta reports whether the seed is a delta seed, and how many blobs it
 // expects the node to hold.
 func (s *Seed) Delta(ctx context.Context) (omitted int, ok bool) {
-	imgs, err := s.Images(ctx)
-	if err != nil {
-		return 0, false
-	}
-	seen := map[string]bool{}
-	for _, img := range imgs {
-		if v := img.Target.Annotations[AnnotationDeltaOmitted]; v != "" {
+	n := len(s.delta(ctx).sorted)
+	return n, n > 0
+}
+
+// deltaInfo is what a delta seed's entries say it leaves out, read from
+// its index once.
+type deltaInfo struct {
+	omitted map[digest.Digest]string // digest → the inventories
+	sorted  []digest.Digest
+}
+
+func (s *Seed) delta(ctx context.Context) *deltaInfo {
+	s.deltaOnce.Do(func() {
+		s.deltaInfo = &deltaInfo{omitted: map[digest.Digest]string{}}
+		imgs, err := s.Images(ctx)
+		if err != nil {
+			return
+		}
+		for _, img := range imgs {
+			v := img.Target.Annotations[AnnotationDeltaOmitted]
+			if v == "" {
+				continue
+			}
 			for _, o := range strings.Split(v, ",") {
-				seen[o] = true
+				d := digest.Digest(o)
+				if _, seen := s.deltaInfo.omitted[d]; !seen {
+					s.deltaInfo.omitted[d] = img.Target.Annotations[AnnotationDeltaBase]
+					s.deltaInfo.sorted = append(s.deltaInfo.sorted, d)
+				}
 			}
 		}
-	}
-	return len(seen), len(seen) > 0
+		sort.Slice(s.deltaInfo.sorted, func(i, j int) bool { return s.deltaInfo.sorted[i] < s.deltaInfo.sorted[j] })
+	})
+	return s.deltaInfo
 }

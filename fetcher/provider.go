@@ -49,19 +49,22 @@ func (ss Seeds) find(desc ocispec.Descriptor) (*Seed, error) {
 // regular file (or a link resolved inside its archive), or whose size is
 // not the descriptor's. It reads no bytes, only the index, so it is what
 // an import asks of every blob, even one the content store already has:
-// a hostile seed is refused whatever the store holds.
-func (ss Seeds) Check(desc ocispec.Descriptor) error {
+// a hostile seed is refused whatever the store holds. held says whether a
+// seed holds desc (usably).
+func (ss Seeds) Check(desc ocispec.Descriptor) (held bool, err error) {
 	for _, s := range ss {
 		f, err := s.blob(desc.Digest)
 		switch {
 		case errdefs.IsNotFound(err):
 		case err != nil:
-			return s.blobErr(desc.Digest, "%w", err)
+			return false, s.blobErr(desc.Digest, "%w", err)
 		case f.size != desc.Size:
-			return s.blobErr(desc.Digest, "size mismatch: expected %d bytes, seed has %d: %w", desc.Size, f.size, errdefs.ErrDataLoss)
+			return false, s.blobErr(desc.Digest, "size mismatch: expected %d bytes, seed has %d: %w", desc.Size, f.size, errdefs.ErrDataLoss)
+		default:
+			held = true
 		}
 	}
-	return nil
+	return held, nil
 }
 
 // Refetch streams desc's bytes as the first seed holding it has them,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
@@ -34,6 +35,9 @@ type Seed struct {
 	files map[digest.Digest]string
 	// repoTags are manifest.json names of an OCI layout written by docker.
 	repoTags []repoTag
+	// deltaInfo is what a delta seed leaves out (images.go), read once.
+	deltaOnce sync.Once
+	deltaInfo *deltaInfo
 }
 
 type repoTag struct {

@@ -1,6 +1,7 @@
 package fetcher
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -68,5 +69,28 @@ func TestSplitSeed(t *testing.T) {
 	os.WriteFile(parts[1], b[:100], 0o644)
 	if _, err := Open(context.Background(), parts[0]); !errdefs.IsDataLoss(err) || !strings.Contains(err.Error(), "part "+parts[1]) {
 		t.Errorf("short middle part: %v", err)
+	}
+}
+
+// A seed on a stream is read once, plain or compressed, and capped.
+func TestOpenStream(t *testing.T) {
+	f := newFixture(t)
+	for _, format := range []string{"oci-tar", "oci-tar.zst"} {
+		b, err := os.ReadFile(f.write(t, format))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenStream(context.Background(), "<stdin>", bytes.NewReader(b), WithSpoolDir(t.TempDir()))
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if errs := s.Verify(context.Background(), layerlimit.Default()); len(errs) != 0 {
+			t.Errorf("%s: verify: %v", format, errs)
+		}
+		s.Close()
+		_, err = OpenStream(context.Background(), "<stdin>", bytes.NewReader(b), WithSpoolDir(t.TempDir()), WithMaxSpoolBytes(512))
+		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "seed <stdin>: ") || !strings.Contains(err.Error(), "exceeds the spool cap") {
+			t.Errorf("%s under a 512 byte cap: %v", format, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package fetcher
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,30 +17,28 @@ import (
 )
 
 // OpenStream indexes a seed read from r (stdin: `ctr-seed import -`), named
-// name in messages. A stream cannot be read at offsets, so it is copied once
-// into an unlinked spool file (the spool dir and cap apply, as to a
-// compressed seed), which then serves as the seed's file.
+// name in messages. A stream cannot be read at offsets, so it is read once:
+// decompressed if it is compressed, indexed, and copied into an unlinked
+// spool file (the spool dir and cap apply) whose sections serve the blobs,
+// as for a compressed seed file.
 func OpenStream(ctx context.Context, name string, r io.Reader, opts ...Opt) (*Seed, error) {
 	cfg := newOpenConfig(opts)
 	s := &Seed{path: name, mem: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
-	f, err := unlinkedFile(cfg.spoolDir, ".ctr-seed-stdin-*")
+	br := bufio.NewReaderSize(r, 1<<20)
+	head, err := br.Peek(10)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, s.errorf("reading: %w", err)
+	}
+	c, err := detect(head)
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
-	src := r
-	if cfg.maxSpoolBytes > 0 {
-		src = io.LimitReader(r, cfg.maxSpoolBytes+1)
+	t, err := spoolTar(br, c, cfg.spoolDir, cfg.maxSpoolBytes)
+	format := "tar"
+	if c != plain {
+		format += "+" + string(c)
 	}
-	n, err := io.Copy(f, src)
-	if err == nil && cfg.maxSpoolBytes > 0 && n > cfg.maxSpoolBytes {
-		err = fmt.Errorf("the stream exceeds the spool cap (--max-spool-bytes, max_spool_bytes): expected at most %d bytes, got more: %w", cfg.maxSpoolBytes, errdefs.ErrInvalidArgument)
-	}
-	if err != nil {
-		f.Close()
-		return nil, s.errorf("spooling stdin: %w", err)
-	}
-	arch, format, err := openFile(f, n, cfg)
-	return s.indexArchive(ctx, arch, format, err)
+	return s.indexArchive(ctx, t, format, err)
 }
 
 // SeedName reports whether a directory entry's name can be a seed: hidden

@@ -52,7 +52,7 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	if j.limit > 0 {
 		children = images.LimitManifests(children, matcher, j.limit)
 	}
-	handlers := []images.Handler{checkSeeds(j.seeds), noteHeld(j.seeds, j.blobs), im.fetchHandler(f), children}
+	handlers := []images.Handler{checkSeeds(j.seeds, j.blobs), im.fetchHandler(f), children}
 	if j.name != "" {
 		if dist, err := docker.AppendDistributionSourceLabel(cs, j.name); err == nil {
 			handlers = append(handlers, dist)
@@ -126,8 +126,9 @@ func distinct(err error) error {
 // checkSeeds comes first for every descriptor an import walks: it refuses
 // a malformed digest (before anything formats or fetches it) and a blob
 // some seed holds unusably (fetcher.Seeds.Check), before the FetchHandler
-// skips it for being in the store already.
-func checkSeeds(seeds fetcher.Seeds) images.HandlerFunc {
+// skips it for being in the store already; and it records the blobs a
+// seed holds, to tell afterwards which of them the store had already.
+func checkSeeds(seeds fetcher.Seeds, blobs *runBlobs) images.HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		if err := desc.Digest.Validate(); err != nil {
 			return nil, fmt.Errorf("descriptor %q (%s): invalid digest: %v: %w", desc.Digest, desc.MediaType, err, errdefs.ErrInvalidArgument)
@@ -135,18 +136,11 @@ func checkSeeds(seeds fetcher.Seeds) images.HandlerFunc {
 		if desc.Size < 0 {
 			return nil, fmt.Errorf("blob %s: invalid size %d: %w", desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
 		}
-		return nil, seeds.Check(desc)
-	}
-}
-
-// noteHeld records the blobs a seed holds, to tell afterwards which of them
-// the store had already.
-func noteHeld(seeds fetcher.Seeds, blobs *runBlobs) images.HandlerFunc {
-	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-		if seeds.Has(desc) {
+		held, err := seeds.Check(desc)
+		if held && blobs != nil {
 			blobs.markHeld(desc.Digest)
 		}
-		return nil, nil
+		return nil, err
 	}
 }
 

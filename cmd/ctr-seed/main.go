@@ -107,12 +107,15 @@ func oneLine(err error) string {
 }
 
 // errorClasses are errdefs' error texts, as they end wrapped errors.
-var errorClasses = regexp.MustCompile(`(: (invalid argument|not found|already exists|permission denied|resource exhausted|failed precondition|conflict|not modified|aborted|out of range|not implemented|internal|unavailable|data loss|unauthenticated|unknown))+(:|$)`)
+var errorClasses = regexp.MustCompile(`(: (invalid argument|not found|already exists|permission denied|resource exhausted|failed precondition|conflict|not modified|aborted|out of range|not implemented|internal|unavailable|data loss|unauthenticated|unknown))+(:| \(|$)`)
 
 func dropClasses(l string) string {
 	return errorClasses.ReplaceAllStringFunc(l, func(m string) string {
-		if strings.HasSuffix(m, ":") {
+		switch {
+		case strings.HasSuffix(m, ":"):
 			return ":"
+		case strings.HasSuffix(m, " ("): // "…: not found (offline: …)"
+			return " ("
 		}
 		return ""
 	})

@@ -21,6 +21,8 @@ func TestOneLine(t *testing.T) {
 			`seed /s.tar: entry "x": path leaves the archive`},
 		{fmt.Errorf("registry said:\n  denied\n: %w", errdefs.ErrUnavailable), "registry said: ; denied"},
 		{errors.New("the file was not found somewhere"), "the file was not found somewhere"},
+		{fmt.Errorf("pulling x:1: %w (offline: no registry fallback)", fmt.Errorf("x:1: not in any seed: %w", errdefs.ErrNotFound)),
+			"pulling x:1: x:1: not in any seed (offline: no registry fallback)"},
 	} {
 		if got := oneLine(tc.err); got != tc.want {
 			t.Errorf("oneLine(%q)\n = %q\nwant %q", tc.err, got, tc.want)

@@ -31,7 +31,10 @@ func versionCommand() *cli.Command {
 				fmt.Fprintf(w, "Server:\n  (not reachable: %s)\n", oneLine(err))
 				return nil
 			}
-			fmt.Fprintf(w, "Server:\n  Version:  %s\n  Revision: %s\n", v.Version, v.Revision)
+			fmt.Fprintf(w, "Server:\n  Version:  %s\n", v.Version)
+			if v.Revision != "" {
+				fmt.Fprintf(w, "  Revision: %s\n", v.Revision)
+			}
 			return nil
 		},
 	}
