@@ -82,7 +82,7 @@ func TestPullOfflineMissing(t *testing.T) {
 		seed := writeOCI(t, &s, testseed.Uncompressed)
 		ref := "registry.invalid/library/absent:1"
 		r := pullRun(t, ns, "--offline", "--seed", seed, ref)
-		pullFailed(t, r, 1, []string{ref}, "offline", "not found")
+		pullFailed(t, r, 1, []string{ref}, "offline", "not in any seed")
 		if r.stdout != "" {
 			t.Errorf("stdout: %s", r.stdout)
 		}
