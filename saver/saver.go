@@ -57,6 +57,8 @@ type Options struct {
 	// Compress compresses the archive as a whole: "gzip", "zstd" or ""
 	// (none). Both are deterministic, as the tar is.
 	Compress string
+	// Progress is told of every blob copied; nil: nothing is.
+	Progress Progress
 }
 
 // Result summarises a save.
@@ -72,7 +74,7 @@ type Result struct {
 func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Options) (Result, error) {
 	var res Result
 	resolver := fetcher.NewResolver(src.Seeds, src.Registry)
-	srcs := &sources{seeds: src.Seeds, store: src.Store, sizes: map[digest.Digest]int64{}}
+	srcs := &sources{seeds: src.Seeds, store: src.Store, sizes: map[digest.Digest]int64{}, progress: progressOf(opts.Progress)}
 	type entry struct {
 		name string
 		desc ocispec.Descriptor

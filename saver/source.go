@@ -25,6 +25,8 @@ type sources struct {
 	// remotes are the registry fetchers of the references saved (one per
 	// repository); a blob no seed or store has is tried in each, in order.
 	remotes []remotes.Fetcher
+	// progress is told of each blob copied.
+	progress Progress
 
 	mu    sync.Mutex
 	sizes map[digest.Digest]int64 // what Info reports, learnt from descriptors
@@ -58,11 +60,15 @@ func (s *sources) Info(ctx context.Context, d digest.Digest) (content.Info, erro
 
 func (s *sources) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
 	if s.seeds.Has(desc) {
-		return s.seeds.ReaderAt(ctx, desc)
+		ra, err := s.seeds.ReaderAt(ctx, desc)
+		if err != nil {
+			return nil, err
+		}
+		return reported(s.progress, desc, FromSeed, ra), nil
 	}
 	if s.store != nil {
 		if ra, err := s.store.ReaderAt(ctx, desc); err == nil {
-			return ra, nil
+			return reported(s.progress, desc, FromContainerd, ra), nil
 		}
 	}
 	if len(s.remotes) == 0 {
@@ -75,7 +81,7 @@ func (s *sources) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (conten
 			last = err
 			continue
 		}
-		return &remoteReaderAt{ctx: ctx, f: f, desc: desc, rc: rc}, nil
+		return reported(s.progress, desc, FromRegistry, &remoteReaderAt{ctx: ctx, f: f, desc: desc, rc: rc}), nil
 	}
 	return nil, last
 }

@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,8 +46,23 @@ func TestSaveFromRegistry(t *testing.T) {
 	ref := reg.Host + "/library/app:1"
 	out := filepath.Join(t.TempDir(), "app.tar")
 	r := mustSave(t, namespace(t), "--plain-http", "-o", out, ref)
-	if !strings.HasPrefix(r.stdout, "saved "+out+": 1 images, ") {
-		t.Errorf("stdout %q", r.stdout)
+	// Piped: a "wrote" line for each blob copied (the host platform's
+	// config and layers, from the registry), then the summary.
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	want := map[string]bool{}
+	for _, d := range append([]ocispec.Descriptor{a.Config}, a.Layers...) {
+		want[d.Digest.String()[:19]] = true
+	}
+	for _, l := range lines[:len(lines)-1] {
+		m := harness.WroteRE.FindStringSubmatch(l)
+		if m == nil || !want[m[1]] || m[3] != "registry" {
+			t.Errorf("line %q: want a wrote line from the registry for one of %v", l, keys(want))
+			continue
+		}
+		delete(want, m[1])
+	}
+	if len(want) > 0 || !strings.HasPrefix(lines[len(lines)-1], "saved "+out+": 1 images, ") {
+		t.Errorf("no wrote line for %v; stdout %q", keys(want), r.stdout)
 	}
 	gets := reg.BlobGets()
 	seen := map[digest.Digest]bool{}
@@ -55,6 +71,9 @@ func TestSaveFromRegistry(t *testing.T) {
 			t.Errorf("blob %s fetched twice", d)
 		}
 		seen[d] = true
+	}
+	if q := mustSave(t, namespace(t), "--plain-http", "-q", "-o", filepath.Join(t.TempDir(), "q.tar"), ref); q.stdout != "" {
+		t.Errorf("save -q printed %q", q.stdout)
 	}
 	// Deterministic: a second save is byte-identical.
 	again := filepath.Join(t.TempDir(), "again.tar")
@@ -74,7 +93,6 @@ func TestSaveFromRegistry(t *testing.T) {
 	ns2 := namespace(t) + "-seed"
 	mustImport(t, ns2, out)
 	impAssertUnpacked(t, ns2, ref)
-	_ = a
 	// Compressed as a whole: the same bytes each time, read by ctr (gzip)
 	// and ctr-seed (zstd).
 	for _, c := range []string{"gzip", "zstd"} {
@@ -91,9 +109,35 @@ func TestSaveFromRegistry(t *testing.T) {
 			ctr(t, cns, "images", "import", c1)
 		} else {
 			mustImport(t, cns, c1)
+			// and by ctr, decompressed by the zstd CLI on the way in.
+			zns := cns + "-ctr"
+			pipe := exec.Command("sh", "-c", `zstd -dc "$1" | "$2" --address "$3" -n "$4" images import -`, "sh", c1, daemon.Bins.Ctr, daemon.Address, zns)
+			if b, err := pipe.CombinedOutput(); err != nil {
+				t.Errorf("zstd -dc | ctr images import -: %v\n%s", err, b)
+			}
+			if img, ok := imageMap(t, zns)[ref]; !ok || img.Target.Digest != idx.Digest {
+				t.Errorf("zstd -dc | ctr images import -: imported %v", keys(imageMap(t, zns)))
+			}
 		}
 		if img, ok := imageMap(t, cns)[ref]; !ok || img.Target.Digest != idx.Digest {
 			t.Errorf("--compress %s: imported %v", c, keys(imageMap(t, cns)))
+		}
+	}
+	// A delta against the node that imported it asks the registry for none
+	// of the layers it leaves out.
+	inv := filepath.Join(t.TempDir(), "node.json")
+	if r := ctrSeedRun(t, ns2, "inventory", "-o", inv); r.code != 0 {
+		t.Fatalf("inventory: %s", r.stderr)
+	}
+	reg.Reset()
+	delta := filepath.Join(t.TempDir(), "delta.tar")
+	r = mustSave(t, ns2, "--plain-http", "--have", inv, "-o", delta, ref)
+	if !strings.Contains(r.stdout, fmt.Sprintf("left out %d layers", len(a.Layers))) {
+		t.Errorf("delta save: %q; want %d layers left out", r.stdout, len(a.Layers))
+	}
+	for _, d := range reg.BlobGets() {
+		if slices.ContainsFunc(a.Layers, func(l ocispec.Descriptor) bool { return l.Digest == d }) {
+			t.Errorf("a delta save fetched layer %s, which it leaves out", d)
 		}
 	}
 	if _, err := exec.LookPath("skopeo"); err != nil {

@@ -63,3 +63,29 @@ func TestTerminalOutput(t *testing.T) {
 		t.Errorf("the bad image is reported imported:\n%s", screen)
 	}
 }
+
+// save on a terminal: bars for the blobs (no "wrote" lines), and the
+// summary line whole on the final screen once they stop.
+func TestTerminalSave(t *testing.T) {
+	b := uniqueImage(t, "registry.local/terminal/save:1", impHostPlatform(), false, testseed.Gzip)
+	seed := writeOCI(t, impOciSeedOf(t, b), testseed.Uncompressed)
+	out := t.TempDir() + "/saved.tar"
+	argv := []string{ctrSeed, "--address", daemon.Address, "--namespace", namespace(t), "save", "--offline", "--seed", seed, "-o", out, b.Name}
+	screen, code := harness.Screen(t, argv, 100, 40, time.Minute)
+	if code != 0 {
+		t.Fatalf("exit %d; screen:\n%s", code, screen)
+	}
+	want := "saved " + out + ": 1 images, "
+	found := false
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.HasPrefix(l, want) {
+			found = true
+		}
+		if harness.WroteRE.MatchString(l) {
+			t.Errorf("a plain wrote line on a terminal: %q", l)
+		}
+	}
+	if !found {
+		t.Errorf("no %q line on the final screen:\n%s", want, screen)
+	}
+}

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/containerd/containerd/v2/pkg/progress"
+	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/saver"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v3"
 )
 
@@ -45,7 +46,9 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 	if err != nil {
 		return err
 	}
-	opts := saver.Options{Platforms: ps, AllPlatforms: cmd.Bool("all-platforms"), Compress: cmd.String("compress")}
+	o := newOutput(cmd)
+	defer o.Close()
+	opts := saver.Options{Platforms: ps, AllPlatforms: cmd.Bool("all-platforms"), Compress: cmd.String("compress"), Progress: saveProgress{o}}
 	if c := opts.Compress; c != "" && c != "gzip" && c != "zstd" {
 		return usageError{fmt.Errorf("--compress %q: want gzip or zstd", c)}
 	}
@@ -86,26 +89,36 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 	}
 	// Written under hidden names beside OUT, renamed at the end: a failed
 	// save leaves no partial seed.
-	o := saver.NewOutput(out, partSize)
-	res, err := saver.Save(ctx, o, cmd.Args().Slice(), src, opts)
+	w := saver.NewOutput(out, partSize)
+	res, err := saver.Save(ctx, w, cmd.Args().Slice(), src, opts)
 	var files []string
 	if err == nil {
-		files, err = o.Commit()
+		files, err = w.Commit()
 	}
 	if err != nil {
-		o.Abort()
+		w.Abort()
 		return fmt.Errorf("save %s: %w", out, err)
 	}
-	if !cmd.Bool("quiet") {
+	if !o.quiet {
 		where := out
 		if len(files) > 1 || partSize > 0 {
 			where = fmt.Sprintf("%s (%d parts: %s … %s)", out, len(files), filepath.Base(files[0]), filepath.Base(files[len(files)-1]))
 		}
-		fmt.Fprintf(cmd.Root().Writer, "saved %s: %d images, %d blobs, %s", where, len(res.Images), res.Blobs, sizeText(res.Bytes))
+		line := fmt.Sprintf("saved %s: %d images, %d blobs, %s", where, len(res.Images), res.Blobs, sizeText(res.Bytes))
 		if res.Omitted > 0 {
-			fmt.Fprintf(cmd.Root().Writer, "; left out %d layers (%s) the nodes hold", res.Omitted, progress.Bytes(res.OmittedBytes))
+			line += fmt.Sprintf("; left out %d layers (%s) the nodes hold", res.Omitted, sizeText(res.OmittedBytes))
 		}
-		fmt.Fprintln(cmd.Root().Writer)
+		o.line(o.out, line+"\n")
 	}
 	return nil
 }
+
+// saveProgress shows a save's blobs as an import's are shown: a bar each
+// on a terminal, a "wrote" line each otherwise.
+type saveProgress struct{ o *output }
+
+func (p saveProgress) BlobStarted(d digest.Digest, size int64, from string) {
+	p.o.BlobStarted("", d, size, importer.Source(from))
+}
+func (p saveProgress) BlobProgress(d digest.Digest, n int64) { p.o.BlobProgress(d, n) }
+func (p saveProgress) BlobDone(d digest.Digest, err error)   { p.o.BlobDone(d, err) }

@@ -13,8 +13,9 @@ import (
 // SizeRE is a size as ctr-seed prints it: "506 B", "1.5 MiB".
 const SizeRE = `[0-9]+(?:\.[0-9])? [KMGTPEZY]?i?B`
 
-// WroteRE is a "wrote" line: the short digest, the size, the source.
-var WroteRE = regexp.MustCompile(`^wrote (sha256:[0-9a-f]{12}) \((` + SizeRE + `) from (seed|registry)\)$`)
+// WroteRE is a "wrote" line (import, pull, save): the short digest, the
+// size, the source.
+var WroteRE = regexp.MustCompile(`^wrote (sha256:[0-9a-f]{12}) \((` + SizeRE + `) from (seed|registry|containerd)\)$`)
 
 // SummaryRE is an image's summary line: the verb (imported, pulled), the
 // names, the digest, bytes from seeds, bytes from the registry (when one
