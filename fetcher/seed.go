@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -115,6 +116,9 @@ func openArchive(path string, cfg openConfig) (archive, string, error) {
 			return nil, "", err
 		}
 		a, format, err := openSeedFile(f, size, cfg)
+		if errors.Is(err, errTruncated) {
+			err = fmt.Errorf("its %d parts %s to %s end inside the archive (a later part missing?): %w", len(parts), filepath.Base(parts[0]), filepath.Base(parts[len(parts)-1]), err)
+		}
 		return a, format + fmt.Sprintf(" (split, %d parts)", len(parts)), err
 	}
 	fi, err := os.Stat(path)

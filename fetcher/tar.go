@@ -73,6 +73,9 @@ func (p seekPosReader) Seek(off int64, whence int) (int64, error) {
 	return n, err
 }
 
+// errTruncated: the archive stops inside, or right after, an entry.
+var errTruncated = errors.New("truncated archive")
+
 // indexTar reads the tar headers from r once and records every entry.
 // r must be positioned at offset 0 of the stream that offsets refer to.
 func indexTar(r io.Reader) (*entries, error) {
@@ -90,6 +93,12 @@ func indexTar(r io.Reader) (*entries, error) {
 		tr = tar.NewReader(pr)
 	}
 	var names int64
+	// end is where the last entry's data (padded to tar's 512-byte blocks)
+	// ends: a tar stops with an end-of-archive marker after it. A stream
+	// that stops right there is cut at an entry boundary (a copy stopped
+	// between two entries, a split seed without its later parts), which
+	// archive/tar reports as a clean end.
+	var end int64
 	for n := 0; ; n++ {
 		if n == MaxEntries {
 			return nil, fmt.Errorf("more than %d entries (the cap on a seed's index): %w", MaxEntries, errdefs.ErrInvalidArgument)
@@ -99,6 +108,9 @@ func indexTar(r io.Reader) (*entries, error) {
 			if n == 0 {
 				return nil, fmt.Errorf("%w: not a tar archive: no entries: %w", ErrNotArchive, errdefs.ErrInvalidArgument)
 			}
+			if pr.pos <= end {
+				return nil, fmt.Errorf("%w after %d entries: it ends without tar's end-of-archive marker: %w", errTruncated, n, errdefs.ErrInvalidArgument)
+			}
 			return idx, nil
 		}
 		if err != nil {
@@ -107,10 +119,11 @@ func indexTar(r io.Reader) (*entries, error) {
 				return nil, fmt.Errorf("%w: not a tar archive (nor gzip or zstd): %w", ErrNotArchive, errdefs.ErrInvalidArgument)
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, fmt.Errorf("truncated archive after %d entries: %w", n, errdefs.ErrInvalidArgument)
+				return nil, fmt.Errorf("%w after %d entries: %w", errTruncated, n, errdefs.ErrInvalidArgument)
 			}
 			return nil, fmt.Errorf("reading tar header %d: %v: %w", n+1, err, errdefs.ErrInvalidArgument)
 		}
+		end = pr.pos + (hdr.Size+511)/512*512
 		if len(hdr.Name) > MaxNameLen || len(hdr.Linkname) > MaxNameLen {
 			return nil, fmt.Errorf("tar entry %d: name or link of %d bytes, beyond the %d byte cap: %w",
 				n+1, max(len(hdr.Name), len(hdr.Linkname)), MaxNameLen, errdefs.ErrInvalidArgument)

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -63,10 +65,21 @@ func fingerprintOf(path string) (fingerprint, error) {
 	return fp, err
 }
 
-// beingWritten reports whether anybody has the file open for writing: a
-// read lease (F_SETLEASE) is refused exactly then. Where leases are not
-// supported the caller's quiet period is the only guard.
+// beingWritten reports whether anybody has the seed file (or any part of
+// a split seed) open for writing.
 func beingWritten(path string) bool {
+	for _, p := range partsOf(path) {
+		if fileBeingWritten(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileBeingWritten: a read lease (F_SETLEASE) is refused exactly when
+// somebody has the file open for writing. Where leases are not supported
+// the caller's quiet period is the only guard.
+func fileBeingWritten(path string) bool {
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() {
 		// Only regular files are opened: a device node (or a link to one)
@@ -106,10 +119,64 @@ const quietPeriod = 500 * time.Millisecond
 // Copying it in under a hidden name and renaming it is immediate.
 const dirQuietPeriod = 5 * time.Second
 
+// splitQuietPeriod is the quiet period of a split seed that may have
+// parts still to come: split writes every part but the last at full size,
+// so a set whose last part is as large as its first (or a first part
+// alone) may not be complete. It must stay unchanged this long, time for
+// whoever copies the parts one by one to start on the next. A set whose
+// last part is shorter is complete and has the file's quiet period. (A set
+// that stays incomplete is then read, and refused in one line: its parts
+// end inside the archive.)
+var splitQuietPeriod = 30 * time.Second
+
 // quietFor is the quiet period of the seed at path.
 func quietFor(path string) time.Duration {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return dirQuietPeriod
 	}
+	if mayGrow(path) {
+		return splitQuietPeriod
+	}
 	return quietPeriod
+}
+
+// partsOf is the files of the seed at path: its parts when it is split,
+// else itself.
+func partsOf(path string) []string {
+	if parts, _ := fetcher.SplitParts(path); len(parts) > 0 {
+		return parts
+	}
+	return []string{path}
+}
+
+// mayGrow: path is a split seed's first part (NAME.000, NAME.001) whose
+// last part is as large as the first.
+func mayGrow(path string) bool {
+	if !firstPartRE.MatchString(path) {
+		return false
+	}
+	parts := partsOf(path)
+	first, err1 := os.Stat(parts[0])
+	last, err2 := os.Stat(parts[len(parts)-1])
+	return err1 == nil && err2 == nil && last.Size() >= first.Size()
+}
+
+var (
+	firstPartRE = regexp.MustCompile(`\.00[01]$`)
+	laterPartRE = regexp.MustCompile(`^(.+)\.([0-9]{3})$`)
+)
+
+// firstPartOf names the first part in dir of the split seed whose later
+// part (NAME.002 and on) is name.
+func firstPartOf(dir, name string) (string, bool) {
+	m := laterPartRE.FindStringSubmatch(name)
+	if m == nil || m[2] == "000" || m[2] == "001" || strings.HasPrefix(name, ".") {
+		return "", false
+	}
+	for _, n := range []string{m[1] + ".001", m[1] + ".000"} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+			return n, true
+		}
+	}
+	return "", false
 }

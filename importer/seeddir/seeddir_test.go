@@ -237,3 +237,39 @@ func TestRetryAfterLostLease(t *testing.T) {
 		t.Error("a seed's own failure marked for retry")
 	}
 }
+
+// A split seed is watched by its first part: later parts name it, and a
+// set whose last part is as large as its first may grow, so waits longer.
+func TestSplitSeedQuiet(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, n int) {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.tar.001", 100)
+	write("a.tar.002", 100)
+	if got, ok := firstPartOf(dir, "a.tar.002"); !ok || got != "a.tar.001" {
+		t.Errorf("firstPartOf(a.tar.002) = %q, %v", got, ok)
+	}
+	for _, n := range []string{"a.tar.001", "a.tar", "b.tar.002", ".a.tar.002"} {
+		if got, ok := firstPartOf(dir, n); ok {
+			t.Errorf("firstPartOf(%s) = %q", n, got)
+		}
+	}
+	first := filepath.Join(dir, "a.tar.001")
+	if q := quietFor(first); q != splitQuietPeriod {
+		t.Errorf("a set whose last part is full-size: quiet %v, want %v", q, splitQuietPeriod)
+	}
+	write("a.tar.003", 10)
+	if q := quietFor(first); q != quietPeriod {
+		t.Errorf("a set ending in a shorter part: quiet %v, want %v", q, quietPeriod)
+	}
+	write("lone.tar.000", 100)
+	if q := quietFor(filepath.Join(dir, "lone.tar.000")); q != splitQuietPeriod {
+		t.Errorf("a first part alone: quiet %v, want %v", q, splitQuietPeriod)
+	}
+	if q := quietFor(filepath.Join(dir, "a.tar.003")); q != quietPeriod {
+		t.Errorf("a plain name: quiet %v", q)
+	}
+}

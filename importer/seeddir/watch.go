@@ -20,11 +20,11 @@ const (
 )
 
 // pending is a seed seen changing; it is imported once it has been
-// quiet for quietPeriod, kept its fingerprint, and nobody writes it.
+// quiet for its quiet period (quietFor), kept its fingerprint, and nobody
+// writes it.
 type pending struct {
-	due time.Time
-	fp  fingerprint
-	dir bool // an OCI layout directory: see dirQuietPeriod
+	since time.Time // its last change seen
+	fp    fingerprint
 }
 
 // watch imports seeds dropped into the directory until ctx ends. If the
@@ -94,6 +94,13 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 				continue
 			}
 			name := filepath.Base(ev.Name)
+			if first, ok := firstPartOf(s.cfg.SeedsDir, name); ok {
+				// A later part of a split seed changes the seed its
+				// first part names.
+				fp, _ := fingerprintOf(filepath.Join(s.cfg.SeedsDir, first))
+				waiting.changed(first, fp, time.Now())
+				continue
+			}
 			if !isCandidate(name) {
 				continue
 			}
@@ -126,15 +133,15 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 }
 
 // pendingSeeds are the seeds of a directory seen changing, by name: each
-// is ready once it has been quiet for quietPeriod, kept its fingerprint
-// over that period, and nobody has it open for writing.
+// is ready once it has been quiet for its quiet period, kept its
+// fingerprint over that period, and nobody has it open for writing.
 type pendingSeeds map[string]*pending
 
 // wait adds names (seeds still being written) not pending yet.
 func (ps pendingSeeds) wait(names []string, now time.Time) {
 	for _, n := range names {
 		if ps[n] == nil {
-			ps[n] = &pending{due: now.Add(quietPeriod)}
+			ps[n] = &pending{since: now}
 		}
 	}
 }
@@ -147,39 +154,30 @@ func (ps pendingSeeds) changed(name string, fp fingerprint, now time.Time) {
 		p = &pending{}
 		ps[name] = p
 	}
-	p.fp, p.due = fp, now.Add(quietPeriod)
-}
-
-// quiet is how long after its last change a seed is read: a directory's
-// tree must keep its fingerprint longer (see dirQuietPeriod).
-func (p *pending) quiet() time.Duration {
-	if p.dir {
-		return dirQuietPeriod
-	}
-	return quietPeriod
+	p.fp, p.since = fp, now
 }
 
 // ready removes and returns, sorted, the seeds of dir that are complete
-// at now; seeds gone meanwhile are dropped, changed ones wait again.
+// at now; seeds gone meanwhile are dropped, changed ones wait again. The
+// quiet period is the seed's as it is now (a file, a layout directory, a
+// split seed that may have parts to come).
 func (ps pendingSeeds) ready(dir string, now time.Time) []string {
 	var out []string
 	for name, p := range ps {
-		if now.Before(p.due) {
+		path := filepath.Join(dir, name)
+		if now.Before(p.since.Add(quietPeriod)) {
 			continue
 		}
-		path := filepath.Join(dir, name)
 		fp, err := fingerprintOf(path)
 		if err != nil {
 			delete(ps, name)
 			continue
 		}
-		if fi, err := os.Stat(path); err == nil && fi.IsDir() && !p.dir {
-			// Seen as a directory now: its longer quiet period applies.
-			p.dir, p.fp, p.due = true, fp, p.due.Add(dirQuietPeriod-quietPeriod)
+		if now.Before(p.since.Add(quietFor(path))) {
 			continue
 		}
 		if fp != p.fp || beingWritten(path) {
-			p.fp, p.due = fp, now.Add(p.quiet())
+			p.fp, p.since = fp, now
 			continue
 		}
 		delete(ps, name)
