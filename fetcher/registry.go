@@ -2,6 +2,7 @@ package fetcher
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -16,6 +17,9 @@ type RegistryOptions struct {
 	HostsDir string
 	// PlainHTTP talks HTTP to registries without a hosts.toml saying otherwise.
 	PlainHTTP bool
+	// PlainHTTPHosts talks HTTP to these registries alone (host or
+	// host:port), where no hosts.toml says otherwise.
+	PlainHTTPHosts []string
 	// User is "user" or "user:password", for every registry.
 	User string
 	// DockerConfig is a docker config.json read for credentials when User
@@ -44,5 +48,18 @@ func NewRegistryResolver(ctx context.Context, o RegistryOptions) (remotes.Resolv
 	if o.HostsDir != "" {
 		hostOptions.HostDir = config.HostDirFromRoot(o.HostsDir)
 	}
-	return docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(ctx, hostOptions)}), nil
+	hosts := config.ConfigureHosts(ctx, hostOptions)
+	if len(o.PlainHTTPHosts) > 0 && !o.PlainHTTP {
+		plain := hostOptions
+		plain.DefaultScheme = "http"
+		plainHosts := config.ConfigureHosts(ctx, plain)
+		all := hosts
+		hosts = func(host string) ([]docker.RegistryHost, error) {
+			if slices.Contains(o.PlainHTTPHosts, host) {
+				return plainHosts(host)
+			}
+			return all(host)
+		}
+	}
+	return docker.NewResolver(docker.ResolverOptions{Hosts: hosts}), nil
 }

@@ -82,7 +82,7 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 		}
 	}
 	f := fetcher.SeedsFetcher(all)
-	st := im.namer(ctx)
+	st := im.namer(ctx, provenance(s))
 	failed := len(results) > 0
 	skipped := 0
 	for _, g := range groups {
@@ -151,6 +151,11 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 			}
 			r.Names = append(r.Names, names...)
 		}
+	}
+	if r.Err == nil && im.opts.DigestRefs {
+		var refs []string
+		refs, r.Err = im.recordDigestRefs(ctx, r.Names, g.desc, provenance(s))
+		r.Names = append(r.Names, refs...)
 	}
 	if r.Err == nil && len(r.Names) == 0 && im.opts.BaseName == "" && im.opts.IndexName == "" {
 		// Nothing names it (docker's RepoTags null, an OCI entry without

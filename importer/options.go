@@ -38,6 +38,12 @@ type Options struct {
 	// io.cri-containerd.pinned=pinned so kubelet never garbage-collects it.
 	Labels map[string]string
 	Pin    bool
+	// DigestRefs records repo@digest beside every repo:tag, as a pull
+	// through CRI does (the plugin's digest_refs).
+	DigestRefs bool
+	// PullLabels are added to the records a pull makes (the plugin's
+	// provenance of an image list); imports label with their seed.
+	PullLabels map[string]string
 
 	// LeaseExpiry bounds how long a killed import's lease keeps its
 	// partial content alive; default 1h.

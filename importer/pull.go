@@ -40,7 +40,12 @@ func (im *Importer) Pull(ctx context.Context, r *fetcher.Resolver, ref string) (
 	}
 	res.FromSeed, res.FromRegistry, res.FromStore, err = im.transfer(ctx, job{desc: desc, name: name, fetcher: f, seeds: r.Seeds(), limit: limit})
 	if err == nil {
-		err = im.record(ctx, name, desc)
+		err = im.record(ctx, name, desc, im.opts.PullLabels)
+	}
+	if err == nil && im.opts.DigestRefs {
+		var refs []string
+		refs, err = im.recordDigestRefs(ctx, res.Names, desc, im.opts.PullLabels)
+		res.Names = append(res.Names, refs...)
 	}
 	if err != nil {
 		err = fmt.Errorf("%s: %w", desc.Digest, err)

@@ -4,13 +4,37 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/transfer/image"
+	"github.com/containerd/containerd/v2/pkg/reference"
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/fetcher"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
+
+// Provenance labels on every image a seed brings: which seed file, which
+// version of it (the digest of its index document: the same for every
+// copy of the seed, another for any other seed), as k3s labels its
+// imports io.cattle.k3s.import=<file>.
+const (
+	LabelSeed        = "io.ctr-seed.seed"
+	LabelSeedVersion = "io.ctr-seed.seed.version"
+)
+
+// provenance are the labels of the images of seed s (a seed read from
+// stdin, "<stdin>", has no file name).
+func provenance(s *fetcher.Seed) map[string]string {
+	l := map[string]string{LabelSeedVersion: s.Index().Digest.String()}
+	if p := s.Path(); p != "" && !strings.HasPrefix(p, "<") {
+		l[LabelSeed] = filepath.Base(p)
+	}
+	return l
+}
 
 // refSource is how containerd's transfer import marks an index entry whose
 // names come from its annotations.
@@ -18,12 +42,16 @@ const refSource = "io.containerd.import.ref-source"
 
 // namer is containerd's own transfer image store, configured the way
 // `ctr images import` configures it, so names are identical to ctr's.
-func (im *Importer) namer(ctx context.Context) *image.Store {
+// Every record it makes carries extra (the seed's provenance) besides the
+// importer's labels.
+func (im *Importer) namer(ctx context.Context, extra map[string]string) *image.Store {
 	prefix, overwrite := im.opts.BaseName, false
 	if prefix == "" {
 		prefix, overwrite = fmt.Sprintf("import-%s", time.Now().Format("2006-01-02")), true
 	}
-	opts := []image.StoreOpt{image.WithImageLabels(im.imageLabels(ctx))}
+	labels := im.imageLabels(ctx)
+	maps.Copy(labels, extra)
+	opts := []image.StoreOpt{image.WithImageLabels(labels)}
 	if im.opts.Digests {
 		opts = append(opts, image.WithDigestRef(prefix, overwrite, !im.opts.SkipDigestForNamed))
 	} else {
@@ -58,10 +86,36 @@ func (im *Importer) store(ctx context.Context, st *image.Store, desc ocispec.Des
 	return names, nil
 }
 
-// record creates or updates one named image (pull).
-func (im *Importer) record(ctx context.Context, name string, desc ocispec.Descriptor) error {
+// recordDigestRefs records repo@digest beside each repo:tag of names, as a
+// pull through CRI leaves them (digest_refs): the image looks pulled, and
+// a pod spec or a peer (spegel, k3s's embedded registry) can name it by
+// digest. It returns the names it recorded.
+func (im *Importer) recordDigestRefs(ctx context.Context, names []string, desc ocispec.Descriptor, extra map[string]string) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		spec, err := reference.Parse(n)
+		if err != nil || spec.Digest() != "" {
+			continue // by digest already, or a name that is no reference
+		}
+		ref := spec.Locator + "@" + desc.Digest.String()
+		if slices.Contains(names, ref) || slices.Contains(out, ref) {
+			continue
+		}
+		if err := im.record(ctx, ref, desc, extra); err != nil {
+			return out, err
+		}
+		out = append(out, ref)
+	}
+	return out, nil
+}
+
+// record creates or updates one named image (pull), with the importer's
+// labels and extra.
+func (im *Importer) record(ctx context.Context, name string, desc ocispec.Descriptor, extra map[string]string) error {
 	is := keepLabels{im.client.ImageService()}
-	img := images.Image{Name: name, Target: desc, Labels: im.imageLabels(ctx)}
+	labels := im.imageLabels(ctx)
+	maps.Copy(labels, extra)
+	img := images.Image{Name: name, Target: desc, Labels: labels}
 	for {
 		if _, err := is.Create(ctx, img); err == nil {
 			return nil

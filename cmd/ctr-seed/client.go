@@ -62,6 +62,7 @@ func commonImportFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "platform", Usage: "platform to import and unpack (repeatable); default: the host's"},
 		&cli.StringSliceFlag{Name: "label", Usage: "label to add to the images (key=value, repeatable)"},
 		&cli.BoolFlag{Name: "pin", Usage: "pin the images (io.cri-containerd.pinned=pinned) so kubelet never removes them"},
+		&cli.BoolFlag{Name: "digest-refs", Usage: "record repo@sha256:… beside every repo:tag, as a pull through CRI does"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 	}, layerLimitFlags()...)
 }

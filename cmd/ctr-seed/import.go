@@ -75,6 +75,7 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 		AllPlatforms:          cmd.Bool("all-platforms"),
 		Labels:                labels,
 		Pin:                   cmd.Bool("pin"),
+		DigestRefs:            cmd.Bool("digest-refs"),
 	}, nil
 }
 

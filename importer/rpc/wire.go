@@ -79,6 +79,7 @@ type options struct {
 	LayerLimits        *limits            `json:"layerLimits,omitempty"`
 	DiscardLayers      bool               `json:"discardUnpackedLayers,omitempty"`
 	SyncFs             bool               `json:"syncFs,omitempty"`
+	DigestRefs         bool               `json:"digestRefs,omitempty"`
 }
 
 type limits struct {
@@ -115,7 +116,7 @@ func encodeRequest(seeds []string, o importer.Options) ([]byte, error) {
 		SkipMissing: o.SkipMissing, BaseName: o.BaseName, Digests: o.Digests, SkipDigestForNamed: o.SkipDigestForNamed,
 		IndexName: o.IndexName, Labels: o.Labels, Pin: o.Pin, DaemonApply: o.DaemonApply,
 		LayerLimits:   &limits{Ratio: l.Ratio, Allowance: l.Allowance, MaxBytes: l.MaxBytes},
-		DiscardLayers: o.DiscardUnpackedLayers, SyncFs: o.SyncFs,
+		DiscardLayers: o.DiscardUnpackedLayers, SyncFs: o.SyncFs, DigestRefs: o.DigestRefs,
 	}})
 }
 
@@ -134,7 +135,7 @@ func decodeRequest(b []byte) (seeds []string, o importer.Options, err error) {
 		Snapshotter: w.Snapshotter, NoUnpack: w.NoUnpack, Platforms: w.Platforms, AllPlatforms: w.AllPlatforms,
 		SkipMissing: w.SkipMissing, BaseName: w.BaseName, Digests: w.Digests, SkipDigestForNamed: w.SkipDigestForNamed,
 		IndexName: w.IndexName, Labels: w.Labels, Pin: w.Pin, DaemonApply: w.DaemonApply,
-		DiscardUnpackedLayers: w.DiscardLayers, SyncFs: w.SyncFs,
+		DiscardUnpackedLayers: w.DiscardLayers, SyncFs: w.SyncFs, DigestRefs: w.DigestRefs,
 		Limits: layerlimit.Default(),
 	}
 	switch {

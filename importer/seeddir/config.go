@@ -62,6 +62,20 @@ type Config struct {
 	// MaxLayerBytes refuses a layer whose uncompressed size exceeds this
 	// many bytes, whatever its ratio, as --max-layer-bytes does; 0: none.
 	MaxLayerBytes int64 `toml:"max_layer_bytes"`
+	// DigestRefs records repo@sha256:… beside every repo:tag, so the
+	// images look pulled: a pod spec can name them by digest, and a peer
+	// (spegel, k3s's embedded registry) can serve them.
+	DigestRefs bool `toml:"digest_refs"`
+	// Prune unpins (never deletes) the images of a seed that has left the
+	// directory, so kubelet's image GC may collect them once unused.
+	Prune bool `toml:"prune"`
+	// HostsDir is a containerd hosts directory (config_path's layout, as
+	// pull --hosts-dir) for the image lists (*.txt): what no seed holds is
+	// pulled through it.
+	HostsDir string `toml:"hosts_dir"`
+	// PlainHTTP registries are talked to over HTTP (host or host:port),
+	// for image lists, where no hosts.toml says otherwise.
+	PlainHTTP []string `toml:"plain_http"`
 }
 
 // DefaultConfig is what an empty section means.
@@ -138,6 +152,7 @@ func (c Config) Settings() (Settings, error) {
 			Pin:         c.Pin,
 			Limits:      limits,
 			BaseName:    c.BaseName,
+			DigestRefs:  c.DigestRefs,
 
 			DiscardUnpackedLayers: c.DiscardUnpackedLayers && c.Unpack,
 		},

@@ -4,8 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	digest "github.com/opencontainers/go-digest"
 )
 
 func TestIsCandidate(t *testing.T) {
@@ -165,8 +168,8 @@ func TestState(t *testing.T) {
 	if err := st.forget("b.tar"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.prune([]string{"a.tar", "z.tar"}); err != nil {
-		t.Fatal(err)
+	if gone, err := st.prune([]string{"a.tar", "z.tar"}); err != nil || !slices.Equal(gone, []string{"c.tar"}) {
+		t.Fatalf("prune: %v, %v; want [c.tar] gone", gone, err)
 	}
 	again, err := loadState(dir)
 	if err != nil {
@@ -271,5 +274,38 @@ func TestSplitSeedQuiet(t *testing.T) {
 	}
 	if q := quietFor(filepath.Join(dir, "a.tar.003")); q != quietPeriod {
 		t.Errorf("a plain name: quiet %v", q)
+	}
+}
+
+// An image list: references one per line, comments and blank lines
+// skipped, a bad line named; its version is the digest of its bytes.
+func TestReadImageList(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "images.txt")
+	body := "# k3s-style list\n\ndocker.io/library/alpine:3.20\n  busybox  \nnot a reference\n"
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refs, version, bad, err := readImageList(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"docker.io/library/alpine:3.20", "docker.io/library/busybox:latest"}; !slices.Equal(refs, want) {
+		t.Errorf("refs %v, want %v", refs, want)
+	}
+	if len(bad) != 1 || !strings.Contains(bad[0].Error(), "line 5") {
+		t.Errorf("bad lines %v; want line 5", bad)
+	}
+	if version != digest.FromString(body) {
+		t.Errorf("version %s", version)
+	}
+	if os.WriteFile(p, make([]byte, maxListBytes+1), 0o644); true {
+		if _, _, _, err := readImageList(p); err == nil {
+			t.Error("a list beyond the cap is read")
+		}
+	}
+	for n, want := range map[int]time.Duration{1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute, 9: 10 * time.Minute} {
+		if got := retryAfter(n); got != want {
+			t.Errorf("retryAfter(%d) = %v, want %v", n, got, want)
+		}
 	}
 }

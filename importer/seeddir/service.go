@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/progress"
 	"github.com/containerd/log"
@@ -24,8 +25,11 @@ import (
 // Service imports the seeds of one directory.
 type Service struct {
 	cfg      Config
+	settings Settings
 	client   *client.Client
 	importer *importer.Importer
+	// registry pulls what image lists name (nil: none could be made)
+	registry remotes.Resolver
 	state    *state
 	// fopts open every seed: spool dir and cap, from the config.
 	fopts []fetcher.Opt
@@ -49,7 +53,13 @@ func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 		return nil, err
 	}
 	fopts := append(set.Fetcher, fetcher.WithSpoolDir(spool))
-	return &Service{cfg: cfg, client: c, importer: importer.New(c, set.Importer), state: st, fopts: fopts}, nil
+	reg, err := fetcher.NewRegistryResolver(context.Background(), fetcher.RegistryOptions{HostsDir: cfg.HostsDir, PlainHTTPHosts: cfg.PlainHTTP})
+	if err != nil {
+		// A broken docker config: seeds still import; lists say why not.
+		log.L.WithError(err).Warn("no registry for image lists")
+		reg = nil
+	}
+	return &Service{cfg: cfg, settings: set, client: c, importer: importer.New(c, set.Importer), registry: reg, state: st, fopts: fopts}, nil
 }
 
 // SeedOptions are what the service opens every seed with (its spool dir
@@ -105,11 +115,22 @@ func (s *Service) ImportAll(ctx context.Context, retryFailed bool) (busy []strin
 			names = append(names, e.Name())
 		}
 	}
-	sort.Strings(names)
+	// Image lists last: what the seeds bring is then in the store, and
+	// not pulled.
+	sort.Slice(names, func(i, j int) bool {
+		if a, b := isImageList(names[i]), isImageList(names[j]); a != b {
+			return b
+		}
+		return names[i] < names[j]
+	})
 	// Seeds that left while nobody watched are forgotten, so that they are
 	// imported again if they come back.
-	if err := s.state.prune(names); err != nil {
+	gone, err := s.state.prune(names)
+	if err != nil {
 		log.G(ctx).WithError(err).Warn("saving seed state")
+	}
+	for _, n := range gone {
+		s.seedGone(ctx, n)
 	}
 	for _, n := range names {
 		if ctx.Err() != nil {
@@ -149,10 +170,17 @@ func (s *Service) importIfNew(ctx context.Context, name string, retryFailed bool
 		if r.NotArchive || (r.Error != "" && !retryFailed && !r.Retry) {
 			return
 		}
+		if r.Error != "" && !retryFailed && time.Now().Before(r.RetryAt) {
+			return // an image list backing off
+		}
 		if r.Error == "" && s.imagesPresent(ctx, r.Images) {
 			log.G(ctx).WithField("seed", name).Debug("seed unchanged since its import, skipped")
 			return
 		}
+	}
+	if isImageList(name) {
+		s.pullList(ctx, name, path, fp)
+		return
 	}
 	s.importSeed(ctx, name, path, fp)
 }

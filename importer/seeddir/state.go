@@ -36,6 +36,10 @@ type record struct {
 	// NotArchive marks a file that is no image archive at all (a README):
 	// skipped, and said so once, not as an error at every start.
 	NotArchive bool `json:"not_archive,omitempty"`
+	// An image list that failed is tried again from RetryAt on, its
+	// Attempts-th failure setting the backoff.
+	Attempts int       `json:"attempts,omitempty"`
+	RetryAt  time.Time `json:"retry_at,omitempty"`
 }
 
 type state struct {
@@ -87,25 +91,25 @@ func (s *state) forget(name string) error {
 	return s.save()
 }
 
-// prune forgets every seed not in present.
-func (s *state) prune(present []string) error {
+// prune forgets every seed not in present, and returns their names.
+func (s *state) prune(present []string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	keep := make(map[string]bool, len(present))
 	for _, n := range present {
 		keep[n] = true
 	}
-	changed := false
+	var gone []string
 	for n := range s.Seeds {
 		if !keep[n] {
 			delete(s.Seeds, n)
-			changed = true
+			gone = append(gone, n)
 		}
 	}
-	if !changed {
-		return nil
+	if len(gone) == 0 {
+		return nil, nil
 	}
-	return s.save()
+	return gone, s.save()
 }
 
 // save writes the state atomically: a crash leaves the old or the new file.

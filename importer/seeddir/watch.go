@@ -113,6 +113,9 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 			}
 			if _, err := os.Lstat(ev.Name); errors.Is(err, fs.ErrNotExist) {
 				delete(waiting, name)
+				if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+					s.seedGone(ctx, name)
+				}
 				continue
 			}
 			// The fingerprint as of this event: if nothing changes in the

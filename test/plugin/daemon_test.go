@@ -39,7 +39,14 @@ func newSeedsDir(t *testing.T) string {
 // holding seeds for the boot pass) with opts' other settings.
 func startPlugin(t *testing.T, seeds string, opts harness.DaemonOptions) *pluginDaemon {
 	t.Helper()
-	cfgPath, section := pluginConfig(t, seeds)
+	return startPluginWith(t, seeds, opts, nil)
+}
+
+// startPluginWith is startPlugin with keys of the plugin's table set to
+// other values than config.toml's (each key must be in config.toml).
+func startPluginWith(t *testing.T, seeds string, opts harness.DaemonOptions, keys map[string]any) *pluginDaemon {
+	t.Helper()
+	cfgPath, section := pluginConfig(t, seeds, keys)
 	opts.Binary, opts.ConfigFile = containerdSeed, cfgPath
 	start := time.Now()
 	d := harness.StartDaemon(t, opts)
@@ -85,7 +92,7 @@ func assertNoIngests(t *testing.T, c *client.Client, ns string) {
 // into the daemon's temp dir, host paths (opt, NRI) kept out of the host,
 // and seeds_dir set. It also returns the importer's section as parsed, so
 // the test checks what the shipped config asks for.
-func pluginConfig(t *testing.T, seedsDir string) (path string, section map[string]any) {
+func pluginConfig(t *testing.T, seedsDir string, keys map[string]any) (path string, section map[string]any) {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(moduleRoot, "config.toml"))
 	if err != nil {
@@ -119,6 +126,9 @@ func pluginConfig(t *testing.T, seedsDir string) (path string, section map[strin
 	set(table("io.containerd.server.v1.ttrpc"), "address", "{{.Address}}.ttrpc")
 	section = table(pluginID)
 	set(section, "seeds_dir", seedsDir)
+	for k, v := range keys {
+		set(section, k, v)
+	}
 	plugins["io.containerd.internal.v1.opt"] = map[string]any{"path": "{{.Dir}}/opt"}
 	plugins["io.containerd.nri.v1.nri"] = map[string]any{"socket_path": "{{.Dir}}/nri.sock"}
 

@@ -1,0 +1,41 @@
+package seeddir
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/log"
+	"github.com/ctr-seed/ctr-seed/importer"
+)
+
+// labelPinned is CRI's pin: kubelet's image GC never removes such images.
+const labelPinned = "io.cri-containerd.pinned"
+
+// seedGone is told that the seed name left the directory. Its images stay
+// (removing a seed file never removes images); with prune = true they are
+// unpinned, so that kubelet's image GC may collect them once no pod uses
+// them. An image is labelled with the seed that last brought it.
+func (s *Service) seedGone(ctx context.Context, name string) {
+	if !s.cfg.Prune {
+		return
+	}
+	lg := log.G(ctx).WithField("seed", name)
+	is := s.client.ImageService()
+	imgs, err := is.List(ctx, fmt.Sprintf("labels.%q==%q", importer.LabelSeed, name))
+	if err != nil {
+		lg.WithError(err).Warn("prune: listing the seed's images")
+		return
+	}
+	for _, img := range imgs {
+		if _, ok := img.Labels[labelPinned]; !ok {
+			continue
+		}
+		delete(img.Labels, labelPinned)
+		if _, err := is.Update(ctx, images.Image{Name: img.Name, Labels: img.Labels}, "labels."+labelPinned); err != nil {
+			lg.WithField("image", img.Name).WithError(err).Warn("prune: unpinning")
+			continue
+		}
+		lg.WithField("image", img.Name).Info("seed gone: image unpinned (prune = true)")
+	}
+}
