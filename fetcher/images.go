@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,22 @@ const (
 	AnnotationDeltaBase    = "io.ctr-seed.delta.base"
 	AnnotationDeltaOmitted = "io.ctr-seed.delta.omitted"
 )
+
+// The annotation `cosign save` puts on each entry of its layout (it names
+// none), and the kinds of entry that are no image of their own: the
+// signatures and the attestations of the image beside them.
+const (
+	AnnotationCosignKind = "kind"
+	CosignSigs           = "dev.cosignproject.cosign/sigs"
+	CosignAtts           = "dev.cosignproject.cosign/atts"
+)
+
+// IsCosignArtifact reports whether an index entry is cosign's signatures
+// or attestations (cosign save's layout), not an image.
+func IsCosignArtifact(d ocispec.Descriptor) bool {
+	k := d.Annotations[AnnotationCosignKind]
+	return k == CosignSigs || k == CosignAtts
+}
 
 // Image is one top-level entry of a seed's index.
 type Image struct {
@@ -49,6 +66,11 @@ func (s *Seed) Images(ctx context.Context) ([]Image, error) {
 	}
 	out := make([]Image, 0, len(idx.Manifests))
 	for _, d := range idx.Manifests {
+		if n := d.Annotations[annotationBaseName]; s.zarf && n != "" && d.Annotations[images.AnnotationImageName] == "" {
+			// zarf's layout names its entries so.
+			d.Annotations = maps.Clone(d.Annotations)
+			d.Annotations[images.AnnotationImageName] = n
+		}
 		img := Image{Seed: s, Target: d}
 		if len(s.repoTags) > 0 && images.IsManifestType(d.MediaType) {
 			cfg, err := s.configOf(ctx, d)

@@ -36,6 +36,9 @@ type Seed struct {
 	files map[digest.Digest]string
 	// repoTags are manifest.json names of an OCI layout written by docker.
 	repoTags []repoTag
+	// zarf: the seed is a zarf package; its entries are named by
+	// org.opencontainers.image.base.name.
+	zarf bool
 	// deltaInfo is what a delta seed leaves out (images.go), read once.
 	deltaOnce sync.Once
 	deltaInfo *deltaInfo
@@ -108,6 +111,16 @@ func unlinkedFile(dir, pattern string) (*os.File, error) {
 }
 
 func openArchive(path string, cfg openConfig) (archive, string, error) {
+	if parts, h, ok, err := zarfParts(path); err != nil {
+		return nil, "", err
+	} else if ok {
+		f, size, err := openZarfParts(path, parts, h)
+		if err != nil {
+			return nil, "", err
+		}
+		a, format, err := openSeedFile(f, size, cfg)
+		return a, format + fmt.Sprintf(" (zarf split, %d parts)", len(parts)), err
+	}
 	if parts, err := splitParts(path); err != nil {
 		return nil, "", err
 	} else if len(parts) > 0 {
@@ -181,6 +194,14 @@ type seedFile interface {
 var wrapFile = func(f *os.File) seedFile { return f }
 
 func (s *Seed) load(ctx context.Context) error {
+	if _, err := s.arch.lookup(zarfPackageFile); err == nil {
+		if _, err := s.arch.lookup(zarfImagesDir + "/" + ocispec.ImageLayoutFile); err != nil {
+			return s.errorf("a zarf package without images (no %s/%s): %w: %w", zarfImagesDir, ocispec.ImageLayoutFile, ErrNotArchive, errdefs.ErrInvalidArgument)
+		}
+		s.arch, s.zarf = subArchive{s.arch, zarfImagesDir}, true
+		s.format = "zarf-" + s.format
+		return s.loadLayout(ctx)
+	}
 	if _, err := s.arch.lookup(ocispec.ImageLayoutFile); err == nil {
 		s.format = "oci-" + s.format
 		return s.loadLayout(ctx)

@@ -46,7 +46,7 @@ func OpenStream(ctx context.Context, name string, r io.Reader, opts ...Opt) (*Se
 // rename"), and *.tmp and *.part are partial downloads.
 func SeedName(name string) bool {
 	return name != "" && !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".tmp") && !strings.HasSuffix(name, ".part") &&
-		!laterPartRE.MatchString(name)
+		!laterPartRE.MatchString(name) && !zarfLaterPartRE.MatchString(name)
 }
 
 // laterPartRE matches the parts of a split seed after its first: the seed
@@ -55,7 +55,19 @@ var laterPartRE = regexp.MustCompile(`\.(00[2-9]|0[1-9][0-9]|[1-9][0-9][0-9])$`)
 
 // SplitParts lists the parts of a split seed named by path (its first
 // part, or its base name), or none when path is no split seed.
-func SplitParts(path string) ([]string, error) { return splitParts(path) }
+// A zarf split package's parts are its header and its data parts.
+func SplitParts(path string) ([]string, error) {
+	if zarfHeaderRE.MatchString(path) {
+		parts, _, ok, err := zarfParts(path)
+		if ok && err == nil {
+			return append([]string{path}, parts...), nil
+		}
+		if ok {
+			return nil, err
+		}
+	}
+	return splitParts(path)
+}
 
 // SeedsIn lists the seeds a path names: itself when it is a seed file or an
 // OCI layout directory; otherwise, for a directory of seeds (k3s's

@@ -2,7 +2,9 @@ package importer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/images"
@@ -95,9 +97,15 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 		results = append(results, r)
 	}
 	if skipped == len(results) {
-		r := ImageResult{Seed: s.Path(), Target: s.Index().Digest, MediaType: s.Index().MediaType,
-			Err: fmt.Errorf("seed %s: nothing for %s: every image is for another platform (use --platform or --all-platforms): %w",
-				s.Path(), im.platformsText(), errdefs.ErrNotFound)}
+		why := fmt.Errorf("seed %s: nothing for %s: every image is for another platform (use --platform or --all-platforms): %w",
+			s.Path(), im.platformsText(), errdefs.ErrNotFound)
+		for _, r := range results {
+			if !strings.HasPrefix(r.Skipped, skippedPlatform) {
+				why = fmt.Errorf("seed %s: no container image to import: every entry is skipped (%s): %w", s.Path(), r.Skipped, errdefs.ErrNotFound)
+				break
+			}
+		}
+		r := ImageResult{Seed: s.Path(), Target: s.Index().Digest, MediaType: s.Index().MediaType, Err: why}
 		im.opts.Observer.ImageDone(r)
 		return append(results, r)
 	}
@@ -128,12 +136,25 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 	if label == "" {
 		label = "<none>"
 	}
-	if !images.IsManifestType(g.desc.MediaType) && !images.IsIndexType(g.desc.MediaType) {
+	if fetcher.IsCosignArtifact(g.desc) {
+		// cosign's own layout (cosign save): the signatures or
+		// attestations of the image beside them, not an image to run.
+		kind := g.desc.Annotations[fetcher.AnnotationCosignKind]
+		r.Skipped = fmt.Sprintf("cosign %s of the seed's image, not an image", strings.TrimPrefix(kind, "dev.cosignproject.cosign/"))
+		r.Duration = time.Since(start)
+		return r
+	} else if why := notAnImage(ctx, s, g.desc); why != "" {
+		// An OCI artifact (a helm chart, a signature, an SBOM) beside the
+		// images, as zarf's and oras's layouts hold them: nothing to run.
+		r.Skipped = why
+		r.Duration = time.Since(start)
+		return r
+	} else if !images.IsManifestType(g.desc.MediaType) && !images.IsIndexType(g.desc.MediaType) {
 		r.Err = fmt.Errorf("index entry has media type %q, not an image manifest or index: %w", g.desc.MediaType, errdefs.ErrInvalidArgument)
 	} else if p := g.desc.Platform; p != nil && !im.platformMatcher().Match(*p) {
 		// An entry for another platform: ctr's import names it with no
 		// content, a record nothing can run; it is left out instead.
-		r.Skipped = fmt.Sprintf("an entry for %s, not %s", platforms.FormatAll(*p), im.platformsText())
+		r.Skipped = fmt.Sprintf(skippedPlatform+"%s, not %s", platforms.FormatAll(*p), im.platformsText())
 		r.Duration = time.Since(start)
 		return r
 	} else {
@@ -157,11 +178,15 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		refs, r.Err = im.recordDigestRefs(ctx, r.Names, g.desc, provenance(s))
 		r.Names = append(r.Names, refs...)
 	}
-	if r.Err == nil && len(r.Names) == 0 && im.opts.BaseName == "" && im.opts.IndexName == "" {
-		// Nothing names it (docker's RepoTags null, an OCI entry without
-		// a name): no record would keep it, and its content would go.
-		r.Err = fmt.Errorf("the seed gives it no name (no %s, %s or RepoTags): nothing to record (name it with --digests or --index-name): %w",
-			images.AnnotationImageName, ocispec.AnnotationRefName, errdefs.ErrNotFound)
+	if r.Err == nil && len(r.Names) == 0 && im.opts.IndexName == "" && unnamed(g.entries) {
+		// Nothing names it (docker's RepoTags null, a cosign save layout's
+		// entries): it is recorded under its digest, as ctr's --digests
+		// names it (BASE@sha256:…, or import-<date>@sha256:…), so that a
+		// record keeps its content.
+		name := im.digestPrefix() + "@" + g.desc.Digest.String()
+		if r.Err = im.record(ctx, name, g.desc, provenance(s)); r.Err == nil {
+			r.Names = []string{name}
+		}
 	}
 	if r.Err != nil {
 		r.Err = fmt.Errorf("seed %s: image %s (%s): %w", s.Path(), label, g.desc.Digest, stopCause(ctx, r.Err))
@@ -228,4 +253,48 @@ func (im *Importer) checkUsable(ctx context.Context, desc ocispec.Descriptor) er
 // platformsText names the platforms unpacked, for errors.
 func (im *Importer) platformsText() string {
 	return fetcher.FormatPlatforms(im.unpackPlatforms())
+}
+
+// unnamed: no entry carries a name annotation at all (names outside
+// --base-name are filtered out on purpose, as by ctr, and not recorded).
+func unnamed(entries []ocispec.Descriptor) bool {
+	for _, e := range entries {
+		if e.Annotations[images.AnnotationImageName] != "" || e.Annotations[ocispec.AnnotationRefName] != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// skippedPlatform starts the reason of an entry left out for its platform.
+const skippedPlatform = "an entry for "
+
+// notAnImage says why the manifest desc (read from the seed) is no
+// container image, or "" if it is one or cannot tell: a config type no
+// image has (a helm chart's), or no layer an image has (a signature's
+// payload, an SBOM).
+func notAnImage(ctx context.Context, s *fetcher.Seed, desc ocispec.Descriptor) string {
+	if !images.IsManifestType(desc.MediaType) {
+		return ""
+	}
+	b, err := s.ReadBlob(ctx, desc)
+	if err != nil {
+		return "" // the transfer says what is wrong
+	}
+	var m ocispec.Manifest
+	if json.Unmarshal(b, &m) != nil {
+		return ""
+	}
+	if !images.IsKnownConfig(m.Config.MediaType) {
+		return fmt.Sprintf("not a container image: an artifact (config %s)", m.Config.MediaType)
+	}
+	for _, l := range m.Layers {
+		if images.IsLayerType(l.MediaType) {
+			return ""
+		}
+	}
+	if len(m.Layers) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("not a container image: an artifact (layers %s)", m.Layers[0].MediaType)
 }

@@ -45,9 +45,9 @@ const refSource = "io.containerd.import.ref-source"
 // Every record it makes carries extra (the seed's provenance) besides the
 // importer's labels.
 func (im *Importer) namer(ctx context.Context, extra map[string]string) *image.Store {
-	prefix, overwrite := im.opts.BaseName, false
+	prefix, overwrite := im.opts.BaseName, im.opts.BaseName == ""
 	if prefix == "" {
-		prefix, overwrite = fmt.Sprintf("import-%s", time.Now().Format("2006-01-02")), true
+		prefix = im.digestPrefix()
 	}
 	labels := im.imageLabels(ctx)
 	maps.Copy(labels, extra)
@@ -58,6 +58,15 @@ func (im *Importer) namer(ctx context.Context, extra map[string]string) *image.S
 		opts = append(opts, image.WithNamedPrefix(prefix, overwrite))
 	}
 	return image.NewStore(im.opts.IndexName, opts...)
+}
+
+// digestPrefix is what names an image by digest: the base name, or
+// containerd's import-<date>.
+func (im *Importer) digestPrefix() string {
+	if im.opts.BaseName != "" {
+		return im.opts.BaseName
+	}
+	return fmt.Sprintf("import-%s", time.Now().Format("2006-01-02"))
 }
 
 // recordEntry creates the records for one top-level index entry; no name

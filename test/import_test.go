@@ -482,10 +482,14 @@ func TestImportLabels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := map[string]string{"a": "b", "io.cri-containerd.pinned": "pinned"}
+			want := map[string]string{"a": "b", "io.cri-containerd.pinned": "pinned", "io.ctr-seed.seed": "seed.tar"}
 			if tc.cri {
 				want["io.cri-containerd.image"] = "managed"
 			}
+			if v := img.Labels["io.ctr-seed.seed.version"]; !strings.HasPrefix(v, "sha256:") {
+				t.Errorf("io.ctr-seed.seed.version = %q; want the seed's index digest", v)
+			}
+			delete(img.Labels, "io.ctr-seed.seed.version")
 			if !maps.Equal(img.Labels, want) {
 				t.Errorf("labels %v, want %v", img.Labels, want)
 			}

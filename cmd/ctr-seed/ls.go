@@ -68,7 +68,7 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 		}
 		name := img.Name
 		if name == "" {
-			name = "<none>"
+			name = "<none>@" + img.Target.Digest.String() // imported under its digest
 		}
 		if quiet {
 			fmt.Fprintln(tw, name)
@@ -85,6 +85,9 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 		mt := img.Target.MediaType
 		if img.Target.Annotations[fetcher.AnnotationDeltaOmitted] != "" {
 			mt += " (delta)" // some layers are left out: the node must hold them
+		}
+		if fetcher.IsCosignArtifact(img.Target) {
+			mt += " (" + img.Target.Annotations[fetcher.AnnotationCosignKind] + ")" // not imported as an image
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", path, name, img.Target.Digest, mt,
 			fetcher.FormatPlatforms(ps), progress.Bytes(size))

@@ -150,8 +150,13 @@ func partsOf(path string) []string {
 }
 
 // mayGrow: path is a split seed's first part (NAME.000, NAME.001) whose
-// last part is as large as the first.
+// last part is as large as the first, or a zarf split package's header
+// whose parts are not all there.
 func mayGrow(path string) bool {
+	if isZarf, complete := fetcher.ZarfSplit(path); isZarf {
+		// zarf's header says how many parts, and bytes: complete or not.
+		return !complete
+	}
 	if !firstPartRE.MatchString(path) {
 		return false
 	}
@@ -164,11 +169,17 @@ func mayGrow(path string) bool {
 var (
 	firstPartRE = regexp.MustCompile(`\.00[01]$`)
 	laterPartRE = regexp.MustCompile(`^(.+)\.([0-9]{3})$`)
+	zarfPartRE  = regexp.MustCompile(`^(.+)\.part([0-9]{3})$`)
 )
 
 // firstPartOf names the first part in dir of the split seed whose later
 // part (NAME.002 and on) is name.
 func firstPartOf(dir, name string) (string, bool) {
+	if m := zarfPartRE.FindStringSubmatch(name); m != nil && m[2] != "000" && !strings.HasPrefix(name, ".") {
+		first := m[1] + ".part000"
+		_, err := os.Lstat(filepath.Join(dir, first))
+		return first, err == nil
+	}
 	m := laterPartRE.FindStringSubmatch(name)
 	if m == nil || m[2] == "000" || m[2] == "001" || strings.HasPrefix(name, ".") {
 		return "", false

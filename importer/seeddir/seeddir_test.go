@@ -309,3 +309,32 @@ func TestReadImageList(t *testing.T) {
 		}
 	}
 }
+
+// A zarf split package is watched by its .part000 header, and waits (the
+// longer quiet period) until every part it names is there in full.
+func TestZarfSplitQuiet(t *testing.T) {
+	dir := t.TempDir()
+	hdr := filepath.Join(dir, "pkg.tar.zst.part000")
+	os.WriteFile(hdr, []byte(`{"Sha256Sum":"`+strings.Repeat("0", 64)+`","Bytes":150,"Count":2}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "pkg.tar.zst.part001"), make([]byte, 100), 0o644)
+	if q := quietFor(hdr); q != splitQuietPeriod {
+		t.Errorf("a zarf package missing a part: quiet %v", q)
+	}
+	if got, ok := firstPartOf(dir, "pkg.tar.zst.part001"); !ok || got != "pkg.tar.zst.part000" {
+		t.Errorf("firstPartOf(part001) = %q, %v", got, ok)
+	}
+	if isCandidate("pkg.tar.zst.part001") || !isCandidate("pkg.tar.zst.part000") {
+		t.Error("a zarf data part counts as a seed, or its header does not")
+	}
+	os.WriteFile(filepath.Join(dir, "pkg.tar.zst.part002"), make([]byte, 49), 0o644)
+	if q := quietFor(hdr); q != splitQuietPeriod {
+		t.Errorf("a zarf package a byte short: quiet %v", q)
+	}
+	os.WriteFile(filepath.Join(dir, "pkg.tar.zst.part002"), make([]byte, 50), 0o644)
+	if q := quietFor(hdr); q != quietPeriod {
+		t.Errorf("a complete zarf package: quiet %v", q)
+	}
+	if parts := partsOf(hdr); len(parts) != 3 {
+		t.Errorf("partsOf: %v; want the header and both parts", parts)
+	}
+}
