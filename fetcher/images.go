@@ -34,11 +34,16 @@ const (
 	CosignAtts           = "dev.cosignproject.cosign/atts"
 )
 
-// IsCosignArtifact reports whether an index entry is cosign's signatures
-// or attestations (cosign save's layout), not an image.
+// IsCosignArtifact reports whether an index entry is signatures,
+// attestations, SBOMs or referrers of an image beside it, not an image:
+// as cosign save's layout and hauler's store mark them.
 func IsCosignArtifact(d ocispec.Descriptor) bool {
-	k := d.Annotations[AnnotationCosignKind]
-	return k == CosignSigs || k == CosignAtts
+	switch k := d.Annotations[AnnotationCosignKind]; k {
+	case CosignSigs, CosignAtts, "dev.hauler/sigs", "dev.hauler/atts", "dev.hauler/sboms":
+		return true
+	default:
+		return strings.HasPrefix(k, "dev.hauler/referrers")
+	}
 }
 
 // Image is one top-level entry of a seed's index.

@@ -13,8 +13,14 @@ import (
 
 // loadLayout reads an OCI image layout: oci-layout, index.json, and blobs
 // under blobs/<alg>/<hex>, which are looked up by digest when asked for.
+// An OCI layout without its oci-layout file (hauler's `store save
+// --containerd` drops it; containerd's importer reads such archives) is
+// read as version 1.0.0.
 func (s *Seed) loadLayout(ctx context.Context) error {
 	b, err := s.readFile(ocispec.ImageLayoutFile)
+	if errdefs.IsNotFound(err) {
+		b, err = []byte(`{"imageLayoutVersion":"`+ocispec.ImageLayoutVersion+`"}`), nil
+	}
 	if err != nil {
 		return s.errorf("%w", err)
 	}

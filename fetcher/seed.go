@@ -208,6 +208,12 @@ func (s *Seed) load(ctx context.Context) error {
 	} else if !errdefs.IsNotFound(err) {
 		return s.errorf("%w", err)
 	}
+	if _, err := s.arch.lookup(ocispec.ImageIndexFile); err == nil {
+		// index.json and blobs/ without oci-layout (hauler's `store save
+		// --containerd`, beside a docker manifest.json): a layout still.
+		s.format = "oci-" + s.format
+		return s.loadLayout(ctx)
+	}
 	if _, err := s.arch.lookup(dockerManifestFile); err == nil {
 		s.format = "docker-" + s.format
 		return s.loadDocker(ctx)

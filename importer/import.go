@@ -140,7 +140,8 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		// cosign's own layout (cosign save): the signatures or
 		// attestations of the image beside them, not an image to run.
 		kind := g.desc.Annotations[fetcher.AnnotationCosignKind]
-		r.Skipped = fmt.Sprintf("cosign %s of the seed's image, not an image", strings.TrimPrefix(kind, "dev.cosignproject.cosign/"))
+		_, what, _ := strings.Cut(kind, "/")
+		r.Skipped = fmt.Sprintf("%s of an image of the seed (%s), not an image", what, kind)
 		r.Duration = time.Since(start)
 		return r
 	} else if why := notAnImage(ctx, s, g.desc); why != "" {

@@ -72,7 +72,7 @@ func TestUnnamedEntries(t *testing.T) {
 			t.Errorf("images %v; want %s alone", keys(imgs), want)
 		}
 		impAssertUnpacked(t, ns, want)
-		if !strings.Contains(r.stdout, "skipped "+sigDesc.Digest.String()+": cosign sigs of the seed's image, not an image") {
+		if !strings.Contains(r.stdout, "skipped "+sigDesc.Digest.String()+": sigs of an image of the seed (dev.cosignproject.cosign/sigs), not an image") {
 			t.Errorf("no skipped line for the signatures:\n%s", r.stdout)
 		}
 	})

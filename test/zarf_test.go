@@ -134,3 +134,56 @@ func TestZarfPackages(t *testing.T) {
 	}
 	assertNothingLeft(t, ns)
 }
+
+// haulFixture is a hauler haul built from hauler's store layout (hauler is
+// not on the module proxy): a zstd tar of an OCI layout whose entries carry
+// kind=dev.hauler/image, io.containerd.image.name (the full reference) and
+// org.opencontainers.image.ref.name (without the registry host), beside a
+// signature entry (kind=dev.hauler/sigs); with --containerd, hauler drops
+// the oci-layout file (and writes a docker manifest.json beside, which
+// this fixture leaves out: the layout alone must be enough).
+func haulFixture(t *testing.T, name string, b *testseed.Built, withLayoutFile bool) []byte {
+	t.Helper()
+	var s testseed.Seed
+	s.AddRaw(b.Manifest, map[string]string{"kind": "dev.hauler/image", "io.containerd.image.name": name,
+		"org.opencontainers.image.ref.name": strings.SplitN(name, "/", 2)[1]}, b.Blobs)
+	sig := uniqueImage(t, "registry.local/haul/sig:1", impHostPlatform(), false, testseed.Gzip) // a manifest in the sig's place
+	s.AddRaw(sig.Manifest, map[string]string{"kind": "dev.hauler/sigs",
+		"org.opencontainers.image.ref.name": "ctrseed-test/haul:sha256-" + b.Manifest.Digest.Encoded() + ".sig"}, sig.Blobs)
+	var layout bytes.Buffer
+	if err := s.WriteOCITar(&layout); err != nil {
+		t.Fatal(err)
+	}
+	files := testutil.TarFiles(t, layout.Bytes())
+	var es []testutil.RawEntry
+	var names []string
+	for n := range files {
+		if n != "oci-layout" || withLayoutFile {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		es = append(es, testutil.RawEntry{Name: n, Body: []byte(files[n])})
+	}
+	return testutil.Archive(t, testseed.Zstd, testutil.Bytes(testutil.RawTar(t, es...)))
+}
+
+// A hauler haul (with or without oci-layout) imports its images by their
+// full names, unpacked; its signature entries are skipped, said so.
+func TestHaulerHauls(t *testing.T) {
+	for _, withLayout := range []bool{true, false} {
+		t.Run(fmt.Sprintf("oci-layout-%v", withLayout), func(t *testing.T) {
+			b := uniqueImage(t, "", impHostPlatform(), false, testseed.Gzip)
+			name := "docker.io/ctrseed-test/haul:1"
+			seed := testutil.WriteFile(t, filepath.Join(t.TempDir(), "haul.tar.zst"), haulFixture(t, name, b, withLayout))
+			ns := namespace(t)
+			r := mustImport(t, ns, seed)
+			impAssertTargets(t, ns, map[string]digest.Digest{name: b.Manifest.Digest})
+			impAssertUnpacked(t, ns, name)
+			if !strings.Contains(r.stdout, "(dev.hauler/sigs), not an image") {
+				t.Errorf("the signature entry is not said skipped:\n%s", r.stdout)
+			}
+		})
+	}
+}
