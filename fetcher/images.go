@@ -94,9 +94,35 @@ func (s *Seed) Images(ctx context.Context) ([]Image, error) {
 			img.RepoTags = nil
 		}
 		img.Name = Name(img.Target, img.RepoTags)
+		if unnamedEntry(img.Target) && len(img.RepoTags) > 0 {
+			// A layout whose index names nothing beside a docker
+			// manifest.json (docker save of an image by ID, since Docker
+			// 25): its RepoTags name the image, one entry each, as the
+			// legacy format's names do.
+			for _, rt := range img.RepoTags {
+				full, err := NormalizeRef(rt)
+				if err != nil {
+					continue
+				}
+				named := img
+				named.Target.Annotations = maps.Clone(img.Target.Annotations)
+				if named.Target.Annotations == nil {
+					named.Target.Annotations = map[string]string{}
+				}
+				named.Target.Annotations[images.AnnotationImageName] = full
+				named.Name = full
+				out = append(out, named)
+			}
+			continue
+		}
 		out = append(out, img)
 	}
 	return out, nil
+}
+
+// unnamedEntry: an index entry with no name annotation.
+func unnamedEntry(d ocispec.Descriptor) bool {
+	return d.Annotations[images.AnnotationImageName] == "" && d.Annotations[ocispec.AnnotationRefName] == ""
 }
 
 func (s *Seed) configOf(ctx context.Context, desc ocispec.Descriptor) (digest.Digest, error) {

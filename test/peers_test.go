@@ -1,14 +1,20 @@
 package test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sort"
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // podman is the real podman (Debian's), with a storage of the test's own
@@ -71,6 +77,65 @@ func TestPodmanSeeds(t *testing.T) {
 				}
 				if w, g := snapshotChain(t, nsCtr), snapshotChain(t, ns); !slices.Equal(w, g) {
 					t.Errorf("snapshots: ctr %v, ctr-seed %v", w, g)
+				}
+			}
+		})
+	}
+}
+
+// docker25Fixture is what `docker save` writes since Docker 25, built from
+// its documented layout (no Docker engine runs here): an OCI layout whose
+// index names the image (io.containerd.image.name, ref.name the tag), and
+// a manifest.json beside it pointing into blobs/, for `docker load` of
+// older Dockers. named=false drops the index's names, so the RepoTags of
+// manifest.json are all that names the image.
+func docker25Fixture(t *testing.T, name string, b *testseed.Built, named bool) string {
+	t.Helper()
+	var s testseed.Seed
+	if named {
+		s.Add(name, b.Manifest, b.Blobs)
+	} else {
+		s.AddRaw(b.Manifest, nil, b.Blobs)
+	}
+	var layout bytes.Buffer
+	if err := s.WriteOCITar(&layout); err != nil {
+		t.Fatal(err)
+	}
+	files := testutil.TarFiles(t, layout.Bytes())
+	var layers []string
+	for _, l := range b.Layers {
+		layers = append(layers, "blobs/sha256/"+l.Digest.Encoded())
+	}
+	mj, _ := json.Marshal([]map[string]any{{"Config": "blobs/sha256/" + b.Config.Digest.Encoded(), "RepoTags": []string{name}, "Layers": layers}})
+	files["manifest.json"] = string(mj)
+	var names []string
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var es []testutil.RawEntry
+	for _, n := range names {
+		es = append(es, testutil.RawEntry{Name: n, Body: []byte(files[n])})
+	}
+	return testutil.WriteFile(t, filepath.Join(t.TempDir(), "docker25.tar"), testutil.RawTar(t, es...))
+}
+
+// A Docker 25+ save imports by its index's names, or by manifest.json's
+// RepoTags when the index names nothing, as ctr imports it.
+func TestDocker25Seeds(t *testing.T) {
+	for _, named := range []bool{true, false} {
+		t.Run(fmt.Sprintf("index-names-%v", named), func(t *testing.T) {
+			b := uniqueImage(t, "", impHostPlatform(), false, testseed.Gzip)
+			name := "docker.io/ctrseed-test/docker25:1"
+			seed := docker25Fixture(t, name, b, named)
+			ns := namespace(t)
+			mustImport(t, ns, seed)
+			impAssertTargets(t, ns, map[string]digest.Digest{name: b.Manifest.Digest})
+			impAssertUnpacked(t, ns, name)
+			if named {
+				ctr(t, ns+"-ctr", "images", "import", seed)
+				if got := impTargets(t, ns+"-ctr"); !maps.Equal(got, impTargets(t, ns)) {
+					t.Errorf("ctr %v, ctr-seed %v", got, impTargets(t, ns))
 				}
 			}
 		})
