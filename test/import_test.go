@@ -280,7 +280,7 @@ func TestImportSkopeoSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("skopeo is required (apt-get install skopeo): %v", err)
 	}
-	for _, transport := range []string{"docker-archive", "oci-archive"} {
+	for _, transport := range []string{"docker-archive", "oci-archive", "oci"} {
 		t.Run(transport, func(t *testing.T) {
 			name := "registry.local/skopeo/" + transport + ":1.0"
 			b := uniqueImage(t, name, impHostPlatform(), false, testseed.Gzip)
@@ -295,7 +295,15 @@ func TestImportSkopeoSeeds(t *testing.T) {
 				t.Fatalf("skopeo copy: %v\n%s", err, out)
 			}
 			nsCtr, nsSeed := namespace(t)+"-ctr", namespace(t)+"-seed"
-			ctr(t, nsCtr, "images", "import", seed)
+			ctrSeed := seed
+			if transport == "oci" {
+				// ctr reads a layout tarred only: the same layout, tarred.
+				ctrSeed = seed + ".tar"
+				if out, err := exec.Command("tar", "-C", seed, "-cf", ctrSeed, ".").CombinedOutput(); err != nil {
+					t.Fatalf("tar: %v\n%s", err, out)
+				}
+			}
+			ctr(t, nsCtr, "images", "import", ctrSeed)
 			mustImport(t, nsSeed, seed)
 			want, got := impTargets(t, nsCtr), impTargets(t, nsSeed)
 			if len(want) == 0 {
@@ -307,7 +315,7 @@ func TestImportSkopeoSeeds(t *testing.T) {
 			if _, ok := got[name]; !ok {
 				t.Errorf("no image %s in %v", name, got)
 			}
-			if transport == "oci-archive" && got[name] != b.Manifest.Digest {
+			if transport != "docker-archive" && got[name] != b.Manifest.Digest {
 				t.Errorf("oci-archive target %s, testseed's manifest %s", got[name], b.Manifest.Digest)
 			}
 			impAssertUnpacked(t, nsSeed, name)

@@ -141,3 +141,54 @@ func TestDocker25Seeds(t *testing.T) {
 		})
 	}
 }
+
+// An OCI layout umoci made (umoci new, then umoci insert of a file: one
+// layer) names its image by a tag alone; with --base-name it imports as
+// BASE:TAG, unpacked, as ctr imports it.
+func TestUmociLayout(t *testing.T) {
+	if _, err := exec.LookPath("umoci"); err != nil {
+		t.Fatalf("umoci is needed (.ci/run installs it): %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	file := testutil.WriteFile(t, filepath.Join(t.TempDir(), "hello"), []byte(t.Name()+"\n"))
+	for _, args := range [][]string{
+		{"init", "--layout", dir},
+		{"new", "--image", dir + ":1.0"},
+		{"insert", "--image", dir + ":1.0", file, "/etc/hello"},
+	} {
+		if out, err := exec.Command("umoci", args...).CombinedOutput(); err != nil {
+			t.Fatalf("umoci %v: %v\n%s", args, err, out)
+		}
+	}
+	ns := namespace(t)
+	mustImport(t, ns, "--base-name", "registry.local/umoci/app", dir)
+	got := impTargets(t, ns)
+	if _, ok := got["registry.local/umoci/app:1.0"]; !ok || len(got) != 1 {
+		t.Fatalf("images %v; want registry.local/umoci/app:1.0", got)
+	}
+	impAssertUnpacked(t, ns, "registry.local/umoci/app:1.0")
+	// ctr reads a layout as a tar only: the same layout, tarred.
+	tarred := filepath.Join(t.TempDir(), "umoci.tar")
+	if out, err := exec.Command("tar", "-C", dir, "-cf", tarred, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	ctr(t, ns+"-ctr", "images", "import", "--base-name", "registry.local/umoci/app", tarred)
+	if want := impTargets(t, ns+"-ctr"); !maps.Equal(got, want) {
+		t.Errorf("ctr-seed %v, ctr %v", got, want)
+	}
+}
+
+// What `ctr images export` writes (nerdctl save writes the same: both are
+// containerd's exporter; nerdctl is not on the module proxy) imports back
+// with ctr-seed under the same names and digests.
+func TestCtrExportRoundTrip(t *testing.T) {
+	b := uniqueImage(t, "registry.local/export/app:1", impHostPlatform(), false, testseed.Gzip)
+	src := namespace(t)
+	mustImport(t, src, writeOCI(t, impOciSeedOf(t, b), testseed.Gzip))
+	out := filepath.Join(t.TempDir(), "export.tar")
+	ctr(t, src, "images", "export", out, b.Name)
+	ns := src + "-again"
+	mustImport(t, ns, out)
+	impAssertTargets(t, ns, map[string]digest.Digest{b.Name: b.Manifest.Digest})
+	impAssertUnpacked(t, ns, b.Name)
+}
