@@ -9,7 +9,7 @@ VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 CONTAINERD_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2 | sed 's/^v//')
 
-.PHONY: all build demo test unit fuzz vet clean bench
+.PHONY: all build demo test unit fuzz vet clean bench tools
 
 all: build
 
@@ -42,7 +42,13 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-unit:
+# tools: the peer tools the tests run from the Go module proxy (cosign,
+# pinned in test/tools), built once per machine into the harness's cache:
+# minutes cold, so before the tests, not inside one test's timeout.
+tools:
+	$(GO) run ./test/buildtools
+
+unit: tools
 	$(GO) test -count=1 ./...
 
 # Count-based budgets: a -fuzztime duration can fail spuriously at its end

@@ -70,7 +70,7 @@ func BinariesMain() (Bins, error) {
 	if ver == "" {
 		return Bins{}, fmt.Errorf("go list gave no version for %s", containerdModule)
 	}
-	dir, err := cacheDir(ver)
+	dir, err := cacheDir("containerd-" + ver)
 	if err != nil {
 		return Bins{}, err
 	}
@@ -86,10 +86,10 @@ func BinariesMain() (Bins, error) {
 	return b, nil
 }
 
-// cacheDir is $CTR_SEED_CACHE/containerd-<version>, defaulting the base to
-// the user cache dir. The version is part of the path so bumping go.mod
-// never reuses binaries of another release.
-func cacheDir(ver string) (string, error) {
+// cacheDir is $CTR_SEED_CACHE/<name> (containerd-<version>, tools-<pins>),
+// defaulting the base to the user cache dir. The version is part of the
+// name so bumping go.mod never reuses binaries of another release.
+func cacheDir(name string) (string, error) {
 	base := os.Getenv("CTR_SEED_CACHE")
 	if base == "" {
 		uc, err := os.UserCacheDir()
@@ -98,7 +98,7 @@ func cacheDir(ver string) (string, error) {
 		}
 		base = filepath.Join(uc, "ctr-seed")
 	}
-	dir, err := filepath.Abs(filepath.Join(base, "containerd-"+ver))
+	dir, err := filepath.Abs(filepath.Join(base, name))
 	if err != nil {
 		return "", err
 	}
