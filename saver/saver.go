@@ -107,6 +107,12 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 	} else {
 		xopts = append(xopts, archive.WithPlatform(matcher))
 	}
+	if len(opts.Have) > 0 {
+		// A delta seed is for ctr-seed on the nodes it was made for: a
+		// docker manifest.json would promise docker load layers the seed
+		// leaves out.
+		xopts = append(xopts, archive.WithSkipDockerManifest())
+	}
 	omitted := map[digest.Digest]int64{}
 	for _, e := range entries {
 		desc := e.desc

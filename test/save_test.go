@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -235,6 +237,9 @@ func TestSaveDelta(t *testing.T) {
 	if fi.Size() > ownBytes+64<<10 {
 		t.Errorf("delta of %d bytes for %d bytes of new layers", fi.Size(), ownBytes)
 	}
+	if files := tarNames(t, delta); slices.Contains(files, "manifest.json") || !slices.Contains(files, "index.json") {
+		t.Errorf("delta seed entries %v: want index.json, and no docker manifest.json (it would name left-out layers)", files)
+	}
 	if r := ctrSeedRun(t, node, "verify", delta); r.code != 0 || !strings.Contains(r.stdout, "a delta seed") {
 		t.Errorf("verify of the delta: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
@@ -336,4 +341,14 @@ func TestSaveSplit(t *testing.T) {
 		t.Errorf("a missing part: exit %d, stderr %q", r.code, r.stderr)
 	}
 	assertNothingLeft(t, ns)
+}
+
+// tarNames lists the entry names of the tar at p.
+func tarNames(t *testing.T, p string) []string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Sorted(maps.Keys(testutil.TarFiles(t, b)))
 }
