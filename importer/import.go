@@ -158,7 +158,8 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		r.Skipped = fmt.Sprintf(skippedPlatform+"%s, not %s", platforms.FormatAll(*p), im.platformsText())
 		r.Duration = time.Since(start)
 		return r
-	} else {
+	} else if r.Warning, r.Err = im.verify(ctx, s, g); r.Err == nil {
+		// Verified (or nothing asked): only now is anything written.
 		r.FromSeed, r.FromRegistry, r.FromStore, r.Err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all})
 	}
 	if r.Err == nil {

@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/importer/trust"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -23,6 +25,10 @@ type Importer struct {
 	// local caches probeLocal's answer per snapshotter: one probe per
 	// importer, not one per image.
 	local sync.Map
+	// policy checks signatures (nil: none asked); policyErr is why the
+	// options' keys could not be read: every image fails with it.
+	policy    *trust.Policy
+	policyErr error
 }
 
 // New returns an importer working through c.
@@ -42,7 +48,27 @@ func New(c *client.Client, opts Options) *Importer {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	return &Importer{client: c, opts: opts}
+	im := &Importer{client: c, opts: opts}
+	if opts.Verify.Enabled() {
+		im.policy, im.policyErr = trust.New(opts.Verify)
+	}
+	return im
+}
+
+// verify checks the image g of seed s against the trust policy: a
+// warning for an unsigned image let in, or why it is refused.
+func (im *Importer) verify(ctx context.Context, s *fetcher.Seed, g *entryGroup) (string, error) {
+	if im.policyErr != nil {
+		return "", im.policyErr
+	}
+	if im.policy == nil {
+		return "", nil
+	}
+	w, err := im.policy.Check(ctx, s, g.desc.Digest, g.name)
+	if err != nil {
+		return "", fmt.Errorf("signature: %w", err)
+	}
+	return w, nil
 }
 
 // platformMatcher is what content is imported for.

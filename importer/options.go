@@ -6,6 +6,7 @@ import (
 
 	"github.com/containerd/platforms"
 
+	"github.com/ctr-seed/ctr-seed/importer/trust"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -69,6 +70,9 @@ type Options struct {
 	// whatever its source (seed, registry, or the store already); the zero
 	// value caps nothing: start from layerlimit.Default().
 	Limits layerlimit.Limits
+	// Verify checks each image's cosign signatures against trusted keys
+	// before anything of it is written; the zero value checks nothing.
+	Verify trust.Options
 	// Observer receives progress; nil means none.
 	Observer Observer
 }

@@ -41,6 +41,9 @@ type ImageResult struct {
 	// Skipped says why an entry was left out on purpose (an entry for
 	// another platform than the ones imported); nothing was written.
 	Skipped string
+	// Warning is said of an image that landed anyway (unsigned, let in
+	// by --verify=if-signed).
+	Warning string
 }
 
 type nopObserver struct{}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/ctr-seed/ctr-seed/importer/trust"
 	"github.com/urfave/cli/v3"
 )
 
@@ -24,6 +27,9 @@ func importCommand() *cli.Command {
 			&cli.BoolFlag{Name: "skip-missing", Usage: "tolerate manifests absent from the seed for platforms not unpacked"},
 			&cli.StringSliceFlag{Name: "input", Aliases: []string{"i"}, Usage: "seed to import (repeatable), as nerdctl load's; \"-\" or SEED arguments work too"},
 			&cli.BoolFlag{Name: "in-daemon", Usage: "ask containerd-seed to import the seeds itself, from this node's disk (no blob crosses the socket)"},
+			&cli.StringSliceFlag{Name: "verify-key", Usage: "public key (PEM: cosign.pub, RSA, ed25519) an image's cosign signature must be valid under (repeatable); checked offline, no transparency log"},
+			&cli.StringFlag{Name: "verify", Usage: "with --verify-key: always (refuse unsigned images) or if-signed (refuse only bad signatures)", Value: "always"},
+			&cli.BoolFlag{Name: "verify-ignore-identity", Usage: "do not check that a signature names the image's repository"},
 		}, commonImportFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() == 0 && len(cmd.StringSlice("input")) == 0 {
@@ -39,6 +45,9 @@ func importCommand() *cli.Command {
 			opts.BaseName, opts.Digests = cmd.String("base-name"), cmd.Bool("digests")
 			opts.SkipDigestForNamed, opts.IndexName = cmd.Bool("skip-digest-for-named"), cmd.String("index-name")
 			opts.SkipMissing = cmd.Bool("skip-missing")
+			if opts.Verify, err = verifyOptions(cmd); err != nil {
+				return err
+			}
 			if cmd.Bool("in-daemon") {
 				return runImportInDaemon(ctx, cmd, opts)
 			}
@@ -204,4 +213,25 @@ func openSeeds(ctx context.Context, paths []string, opts ...fetcher.Opt) (fetche
 		}
 	}
 	return seeds, nil
+}
+
+// verifyOptions reads --verify-key, --verify and --verify-ignore-identity;
+// a key that cannot be read or parsed is a usage error naming it.
+func verifyOptions(cmd *cli.Command) (trust.Options, error) {
+	o := trust.Options{Mode: cmd.String("verify"), IgnoreIdentity: cmd.Bool("verify-ignore-identity")}
+	for _, p := range cmd.StringSlice("verify-key") {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return o, usageError{fmt.Errorf("--verify-key: %w", err)}
+		}
+		o.Keys = append(o.Keys, trust.Key{Name: filepath.Base(p), PEM: b})
+	}
+	if o.Enabled() {
+		if _, err := trust.New(o); err != nil {
+			return o, usageError{err}
+		}
+	} else if cmd.IsSet("verify") || o.IgnoreIdentity {
+		return o, usageError{fmt.Errorf("--verify and --verify-ignore-identity need --verify-key")}
+	}
+	return o, nil
 }

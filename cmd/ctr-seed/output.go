@@ -127,6 +127,10 @@ func (o *output) ImageDone(r importer.ImageResult) {
 	if o.quiet {
 		return
 	}
+	if r.Warning != "" {
+		what := fmt.Sprintf("seed %s: image %s (%s)", r.Seed, strings.Join(r.Names, ","), r.Target)
+		o.line(o.errw, fmt.Sprintf("ctr-seed: warning: %s: %s\n", what, r.Warning))
+	}
 	if r.Skipped != "" {
 		what := string(r.Target)
 		if what == "" {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/ctr-seed/ctr-seed/importer/trust"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -80,6 +81,19 @@ type options struct {
 	DiscardLayers      bool               `json:"discardUnpackedLayers,omitempty"`
 	SyncFs             bool               `json:"syncFs,omitempty"`
 	DigestRefs         bool               `json:"digestRefs,omitempty"`
+	Verify             *verify            `json:"verify,omitempty"`
+}
+
+// verify is trust.Options: the keys travel as their PEM text.
+type verify struct {
+	Keys           []verifyKey `json:"keys"`
+	Mode           string      `json:"mode,omitempty"`
+	IgnoreIdentity bool        `json:"ignoreIdentity,omitempty"`
+}
+
+type verifyKey struct {
+	Name string `json:"name"`
+	PEM  string `json:"pem"`
 }
 
 type limits struct {
@@ -104,6 +118,7 @@ type image struct {
 	Err          string        `json:"err,omitempty"`
 	Skipped      string        `json:"skipped,omitempty"`
 	FromStore    int           `json:"fromStore,omitempty"`
+	Warning      string        `json:"warning,omitempty"`
 }
 
 // encodeRequest is the client's side: what a request for seeds with opts
@@ -117,6 +132,7 @@ func encodeRequest(seeds []string, o importer.Options) ([]byte, error) {
 		IndexName: o.IndexName, Labels: o.Labels, Pin: o.Pin, DaemonApply: o.DaemonApply,
 		LayerLimits:   &limits{Ratio: l.Ratio, Allowance: l.Allowance, MaxBytes: l.MaxBytes},
 		DiscardLayers: o.DiscardUnpackedLayers, SyncFs: o.SyncFs, DigestRefs: o.DigestRefs,
+		Verify: encodeVerify(o.Verify),
 	}})
 }
 
@@ -138,6 +154,12 @@ func decodeRequest(b []byte) (seeds []string, o importer.Options, err error) {
 		DiscardUnpackedLayers: w.DiscardLayers, SyncFs: w.SyncFs, DigestRefs: w.DigestRefs,
 		Limits: layerlimit.Default(),
 	}
+	if v := w.Verify; v != nil {
+		o.Verify = trust.Options{Mode: v.Mode, IgnoreIdentity: v.IgnoreIdentity}
+		for _, k := range v.Keys {
+			o.Verify.Keys = append(o.Verify.Keys, trust.Key{Name: k.Name, PEM: []byte(k.PEM)})
+		}
+	}
 	switch {
 	case w.LayerLimits != nil:
 		o.Limits = layerlimit.Limits{Ratio: w.LayerLimits.Ratio, Allowance: w.LayerLimits.Allowance, MaxBytes: w.LayerLimits.MaxBytes}
@@ -155,11 +177,22 @@ func decodeRequest(b []byte) (seeds []string, o importer.Options, err error) {
 	return r.Seeds, o, nil
 }
 
+func encodeVerify(o trust.Options) *verify {
+	if !o.Enabled() {
+		return nil
+	}
+	v := &verify{Mode: o.Mode, IgnoreIdentity: o.IgnoreIdentity}
+	for _, k := range o.Keys {
+		v.Keys = append(v.Keys, verifyKey{Name: k.Name, PEM: string(k.PEM)})
+	}
+	return v
+}
+
 func encodeReply(results []importer.ImageResult) ([]byte, error) {
 	rep := reply{Version: Version}
 	for _, r := range results {
 		im := image{Seed: r.Seed, Names: r.Names, Target: r.Target, MediaType: r.MediaType,
-			FromSeed: r.FromSeed, FromRegistry: r.FromRegistry, Duration: int64(r.Duration), Skipped: r.Skipped, FromStore: r.FromStore}
+			FromSeed: r.FromSeed, FromRegistry: r.FromRegistry, Duration: int64(r.Duration), Skipped: r.Skipped, FromStore: r.FromStore, Warning: r.Warning}
 		if r.Err != nil {
 			im.Err = r.Err.Error()
 		}
@@ -176,7 +209,7 @@ func decodeReply(b []byte) ([]importer.ImageResult, error) {
 	var results []importer.ImageResult
 	for _, im := range rep.Images {
 		r := importer.ImageResult{Seed: im.Seed, Names: im.Names, Target: im.Target, MediaType: im.MediaType,
-			FromSeed: im.FromSeed, FromRegistry: im.FromRegistry, Duration: time.Duration(im.Duration), Skipped: im.Skipped, FromStore: im.FromStore}
+			FromSeed: im.FromSeed, FromRegistry: im.FromRegistry, Duration: time.Duration(im.Duration), Skipped: im.Skipped, FromStore: im.FromStore, Warning: im.Warning}
 		if im.Err != "" {
 			r.Err = errors.New(im.Err)
 		}

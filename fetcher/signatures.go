@@ -1,0 +1,100 @@
+package fetcher
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// A cosign signature travels in a seed as an image manifest whose layers
+// are simple-signing payloads, each signed in its annotation
+// dev.cosignproject.cosign/signature (base64). Which image it is for:
+// cosign v2's tag scheme names it REPO:sha256-<hex>.sig (ctr-seed save,
+// hauler, zarf keep that name); `cosign save`'s layout marks it
+// kind=dev.cosignproject.cosign/sigs beside the one image it saved. The
+// payload itself says which digest was signed: that is what is checked.
+const (
+	MediaTypeSimpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
+	annotationSignature    = "dev.cosignproject.cosign/signature"
+)
+
+// Signature is one signed payload a seed carries for an image.
+type Signature struct {
+	Manifest  digest.Digest // the signature manifest that holds it
+	Payload   []byte        // the simple-signing payload, as signed
+	Signature []byte        // the raw signature over Payload
+}
+
+// SigTag is the tag cosign v2 gives the signatures of d.
+func SigTag(d digest.Digest) string { return d.Algorithm().String() + "-" + d.Encoded() + ".sig" }
+
+// Signatures lists the signatures the seed carries for the image d: those
+// of every entry tagged SigTag(d), and of cosign save's untagged sigs
+// entries. Each payload and signature is read verified and capped.
+func (s *Seed) Signatures(ctx context.Context, d digest.Digest) ([]Signature, error) {
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Signature
+	seen := map[digest.Digest]bool{}
+	for _, img := range imgs {
+		if img.Err != nil || seen[img.Target.Digest] || !isSignatureFor(img, d) {
+			continue
+		}
+		seen[img.Target.Digest] = true
+		sigs, err := s.signaturesIn(ctx, img.Target)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sigs...)
+	}
+	return out, nil
+}
+
+// isSignatureFor: the entry is tagged as d's signatures, or is a sigs
+// entry of cosign's layout, which names no image.
+func isSignatureFor(img Image, d digest.Digest) bool {
+	tag := SigTag(d)
+	for _, n := range append([]string{img.Name, img.Target.Annotations[ocispec.AnnotationRefName]}, img.RepoTags...) {
+		if strings.HasSuffix(n, ":"+tag) || n == tag {
+			return true
+		}
+	}
+	k := img.Target.Annotations[AnnotationCosignKind]
+	return (k == CosignSigs || k == "dev.hauler/sigs") && img.Name == "" && img.Target.Annotations[ocispec.AnnotationRefName] == ""
+}
+
+func (s *Seed) signaturesIn(ctx context.Context, m ocispec.Descriptor) ([]Signature, error) {
+	b, err := s.ReadBlob(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	var man ocispec.Manifest
+	if err := json.Unmarshal(b, &man); err != nil {
+		return nil, s.blobErr(m.Digest, "signature manifest: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	var out []Signature
+	for _, l := range man.Layers {
+		enc, ok := l.Annotations[annotationSignature]
+		if l.MediaType != MediaTypeSimpleSigning || !ok {
+			continue
+		}
+		sig, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return nil, s.blobErr(m.Digest, "signature of layer %s: not base64: %v: %w", l.Digest, err, errdefs.ErrInvalidArgument)
+		}
+		payload, err := s.ReadBlob(ctx, l)
+		if err != nil {
+			return nil, fmt.Errorf("signature payload: %w", err)
+		}
+		out = append(out, Signature{Manifest: m.Digest, Payload: payload, Signature: sig})
+	}
+	return out, nil
+}

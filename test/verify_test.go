@@ -1,0 +1,221 @@
+package test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctr-seed/ctr-seed/internal/testregistry"
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// signedLayouts pushes images to a real registry, signs some with the
+// real cosign (keys it generated, no transparency log), and saves each with
+// `cosign save`: the layouts the verify tests start from.
+type signedLayouts struct {
+	reg  *testregistry.Registry
+	work string // cosign.key/.pub (key A), other.key/.pub (key B)
+}
+
+func newSignedLayouts(t *testing.T) *signedLayouts {
+	sl := &signedLayouts{reg: testregistry.Start(t, testregistry.Options{}), work: t.TempDir()}
+	cosignRun(t, sl.work, "generate-key-pair")
+	cosignRun(t, sl.work, "generate-key-pair", "--output-key-prefix", "other")
+	return sl
+}
+
+// save pushes b as repo:1, signs it with keyPrefix's key unless "", and
+// returns the cosign save layout of it, its image entry named name.
+func (sl *signedLayouts) save(t *testing.T, repo string, b *testseed.Built, keyPrefix, name string) string {
+	t.Helper()
+	if err := sl.reg.Push(t.Context(), repo, "1", b.Manifest, b.Blobs); err != nil {
+		t.Fatal(err)
+	}
+	if keyPrefix != "" {
+		cosignRun(t, sl.work, "sign", "--key", keyPrefix+".key", "--tlog-upload=false", "--allow-http-registry", "-y",
+			sl.reg.Host+"/"+repo+"@"+b.Manifest.Digest.String())
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	cosignRun(t, sl.work, "save", "--allow-http-registry", "--dir", dir, sl.reg.Host+"/"+repo+":1")
+	editIndex(t, dir, func(idx *ocispec.Index) {
+		for i, m := range idx.Manifests {
+			if m.Annotations["kind"] == "dev.cosignproject.cosign/image" && name != "" {
+				idx.Manifests[i].Annotations["io.containerd.image.name"] = name
+			}
+		}
+	})
+	return dir
+}
+
+func (sl *signedLayouts) key(prefix string) string { return filepath.Join(sl.work, prefix+".pub") }
+
+func editIndex(t *testing.T, dir string, f func(*ocispec.Index)) {
+	t.Helper()
+	p := filepath.Join(dir, "index.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	f(&idx)
+	b, _ = json.Marshal(idx)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sigEntry is the layout's signatures entry.
+func sigEntry(t *testing.T, dir string) ocispec.Descriptor {
+	t.Helper()
+	b, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+	var idx ocispec.Index
+	json.Unmarshal(b, &idx)
+	for _, m := range idx.Manifests {
+		if m.Annotations["kind"] == "dev.cosignproject.cosign/sigs" {
+			return m
+		}
+	}
+	t.Fatalf("no signatures entry in %s", dir)
+	return ocispec.Descriptor{}
+}
+
+// putBlob writes b into dir's blobs and returns its descriptor's digest.
+func putBlob(t *testing.T, dir string, b []byte) digest.Digest {
+	d := digest.FromBytes(b)
+	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", d.Encoded()), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Images are let in only with a valid cosign signature under a trusted
+// key, over their digest, naming their repository; each refusal is one
+// line saying why, and leaves nothing; other images of the seed land.
+func TestVerifySignatures(t *testing.T) {
+	sl := newSignedLayouts(t)
+	signed := uniqueImage(t, "registry.local/verify/signed:1", impHostPlatform(), false, testseed.Gzip)
+	unsigned := uniqueImage(t, "registry.local/verify/unsigned:1", impHostPlatform(), false, testseed.Gzip)
+	name := sl.reg.Host + "/library/signed:1"
+	good := sl.save(t, "library/signed", signed, "cosign", name)
+	bare := sl.save(t, "library/unsigned", unsigned, "", sl.reg.Host+"/library/unsigned:1")
+	keyA, keyB := sl.key("cosign"), sl.key("other")
+
+	refused := func(t *testing.T, seed, cause string, args ...string) {
+		t.Helper()
+		ns := namespace(t)
+		r := ctrSeedRun(t, ns, append(append([]string{"import"}, args...), seed)...)
+		el := impErrorLines(t, r.stderr, "")
+		if r.code != 1 || len(el) != 1 || !strings.Contains(el[0], cause) {
+			t.Errorf("exit %d, stderr %q; want 1 and one line with %q", r.code, r.stderr, cause)
+		}
+		if imgs := imageMap(t, ns); len(imgs) != 0 {
+			t.Errorf("records left: %v", keys(imgs))
+		}
+		assertNothingLeft(t, ns)
+	}
+
+	t.Run("right-key", func(t *testing.T) {
+		ns := namespace(t)
+		mustImport(t, ns, "--verify-key", keyA, good)
+		impAssertTargets(t, ns, map[string]digest.Digest{name: signed.Manifest.Digest})
+		impAssertUnpacked(t, ns, name)
+		// Either of two keys will do.
+		mustImport(t, ns+"-two", "--verify-key", keyB, "--verify-key", keyA, good)
+	})
+	t.Run("other-key", func(t *testing.T) {
+		refused(t, good, "image "+name+" ("+signed.Manifest.Digest.String()+"): signature: 1 signature, none valid: not valid for key other.pub", "--verify-key", keyB)
+	})
+	t.Run("unsigned", func(t *testing.T) {
+		refused(t, bare, "signature: no signature in the seed", "--verify-key", keyA)
+		ns := namespace(t) + "-if-signed"
+		r := mustImport(t, ns, "--verify-key", keyA, "--verify", "if-signed", bare)
+		if !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "no signature: let in (--verify=if-signed)") {
+			t.Errorf("no warning line: %q", r.stderr)
+		}
+		if _, ok := imageMap(t, ns)[sl.reg.Host+"/library/unsigned:1"]; !ok {
+			t.Errorf("if-signed: the unsigned image was not let in")
+		}
+		// if-signed still refuses a bad signature.
+		refused(t, good, "not valid for key other.pub", "--verify-key", keyB, "--verify", "if-signed")
+	})
+	t.Run("altered-signature", func(t *testing.T) {
+		// The signature bytes changed, the manifest digest fixed up: only
+		// the signature is wrong.
+		dir := sl.save(t, "library/signed", signed, "", name)
+		e := sigEntry(t, dir)
+		b, _ := os.ReadFile(filepath.Join(dir, "blobs", "sha256", e.Digest.Encoded()))
+		var m ocispec.Manifest
+		json.Unmarshal(b, &m)
+		sig := m.Layers[0].Annotations["dev.cosignproject.cosign/signature"]
+		m.Layers[0].Annotations["dev.cosignproject.cosign/signature"] = strings.Replace(sig, sig[10:14], "AAAA", 1)
+		nb, _ := json.Marshal(m)
+		nd := putBlob(t, dir, nb)
+		editIndex(t, dir, func(idx *ocispec.Index) {
+			for i := range idx.Manifests {
+				if idx.Manifests[i].Digest == e.Digest {
+					idx.Manifests[i].Digest, idx.Manifests[i].Size = nd, int64(len(nb))
+				}
+			}
+		})
+		refused(t, dir, "not valid for key cosign.pub", "--verify-key", keyA)
+	})
+	t.Run("signature-of-another-image", func(t *testing.T) {
+		// unsigned's layout, given signed's (valid) signatures.
+		dir := sl.save(t, "library/unsigned", unsigned, "", sl.reg.Host+"/library/unsigned:1")
+		e := sigEntry(t, good)
+		copyBlobs(t, good, dir)
+		editIndex(t, dir, func(idx *ocispec.Index) { idx.Manifests = append(idx.Manifests, e) })
+		refused(t, dir, "signature is for "+signed.Manifest.Digest.String()+" not "+unsigned.Manifest.Digest.String(), "--verify-key", keyA)
+	})
+	t.Run("identity", func(t *testing.T) {
+		dir := sl.save(t, "library/signed", signed, "", sl.reg.Host+"/library/renamed:1")
+		refused(t, dir, "identity "+sl.reg.Host+"/library/signed, want "+sl.reg.Host+"/library/renamed", "--verify-key", keyA)
+		ns := namespace(t) + "-ignored"
+		mustImport(t, ns, "--verify-key", keyA, "--verify-ignore-identity", dir)
+	})
+	t.Run("mixed-seed", func(t *testing.T) {
+		// One seed, a signed and an unsigned image: the signed one lands.
+		dir := sl.save(t, "library/signed", signed, "", name)
+		copyBlobs(t, bare, dir)
+		b, _ := os.ReadFile(filepath.Join(bare, "index.json"))
+		var other ocispec.Index
+		json.Unmarshal(b, &other)
+		editIndex(t, dir, func(idx *ocispec.Index) {
+			for _, m := range other.Manifests {
+				if m.Annotations["kind"] == "dev.cosignproject.cosign/image" {
+					idx.Manifests = append(idx.Manifests, m)
+				}
+			}
+		})
+		ns := namespace(t)
+		r := ctrSeedRun(t, ns, "import", "--verify-key", keyA, dir)
+		el := impErrorLines(t, r.stderr, "")
+		if r.code != 1 || len(el) != 1 || !strings.Contains(el[0], sl.reg.Host+"/library/unsigned:1") {
+			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		// cosign save's layout has one sigs entry, for its one image: here
+		// it holds signed's signatures, so unsigned's check finds them and
+		// says they are another image's.
+		impAssertTargets(t, ns, map[string]digest.Digest{name: signed.Manifest.Digest})
+	})
+}
+
+// copyBlobs copies every blob of layout src into layout dst.
+func copyBlobs(t *testing.T, src, dst string) {
+	t.Helper()
+	es, err := os.ReadDir(filepath.Join(src, "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		b, _ := os.ReadFile(filepath.Join(src, "blobs", "sha256", e.Name()))
+		os.WriteFile(filepath.Join(dst, "blobs", "sha256", e.Name()), b, 0o644)
+	}
+}
