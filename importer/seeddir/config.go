@@ -8,12 +8,14 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/BurntSushi/toml"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/ctr-seed/ctr-seed/importer/trust"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 )
 
@@ -76,6 +78,17 @@ type Config struct {
 	// PlainHTTP registries are talked to over HTTP (host or host:port),
 	// for image lists, where no hosts.toml says otherwise.
 	PlainHTTP []string `toml:"plain_http"`
+	// VerifyKeys are PEM public key files (cosign.pub, RSA, ed25519): an
+	// image is imported only with a cosign signature valid under one of
+	// them, over its digest, naming its repository; offline, no
+	// transparency log. Empty: nothing is checked.
+	VerifyKeys []string `toml:"verify_keys"`
+	// Verify is "always" (unsigned images are refused; the default) or
+	// "if-signed" (only images whose signatures fail are refused).
+	Verify string `toml:"verify"`
+	// VerifyIgnoreIdentity skips the check that a signature names the
+	// image's repository.
+	VerifyIgnoreIdentity bool `toml:"verify_ignore_identity"`
 }
 
 // DefaultConfig is what an empty section means.
@@ -142,6 +155,21 @@ func (c Config) Settings() (Settings, error) {
 	if err != nil {
 		return Settings{}, fmt.Errorf("platforms: %w", err)
 	}
+	verify := trust.Options{Mode: c.Verify, IgnoreIdentity: c.VerifyIgnoreIdentity}
+	for _, p := range c.VerifyKeys {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return Settings{}, fmt.Errorf("verify_keys: %w", err)
+		}
+		verify.Keys = append(verify.Keys, trust.Key{Name: filepath.Base(p), PEM: b})
+	}
+	if verify.Enabled() {
+		if _, err := trust.New(verify); err != nil {
+			return Settings{}, fmt.Errorf("verify_keys: %w", err)
+		}
+	} else if c.Verify != "" && c.Verify != trust.Always {
+		return Settings{}, fmt.Errorf("verify = %q without verify_keys: %w", c.Verify, errdefs.ErrInvalidArgument)
+	}
 	return Settings{
 		Config: c,
 		Importer: importer.Options{
@@ -153,6 +181,7 @@ func (c Config) Settings() (Settings, error) {
 			Limits:      limits,
 			BaseName:    c.BaseName,
 			DigestRefs:  c.DigestRefs,
+			Verify:      verify,
 
 			DiscardUnpackedLayers: c.DiscardUnpackedLayers && c.Unpack,
 		},

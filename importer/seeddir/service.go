@@ -220,6 +220,9 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 			lg.WithError(r.Err).Error("seed image failed")
 			continue
 		}
+		if r.Warning != "" {
+			lg.WithField("image", strings.Join(r.Names, ",")).WithField("why", r.Warning).Warn("seed image let in unverified")
+		}
 		if r.Skipped != "" {
 			lg.WithField("image", r.Target).WithField("why", r.Skipped).Info("seed image skipped")
 			continue
