@@ -145,7 +145,8 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 	if err != nil {
 		return res, err
 	}
-	if err := archive.Export(ctx, srcs, cw, xopts...); err != nil {
+	st := newStableTar(cw)
+	if err := st.Close(archive.Export(ctx, srcs, st, xopts...)); err != nil {
 		return res, err
 	}
 	if err := cw.Close(); err != nil {

@@ -352,3 +352,39 @@ func tarNames(t *testing.T, p string) []string {
 	}
 	return slices.Sorted(maps.Keys(testutil.TarFiles(t, b)))
 }
+
+// A seed of several images is byte-identical from save to save: the
+// docker manifest.json containerd's exporter writes in map order is
+// sorted, and the seed still reads in ctr.
+func TestSaveDeterministicManyImages(t *testing.T) {
+	var s testseed.Seed
+	var names []string
+	for _, n := range []string{"a", "b", "c", "d"} {
+		b := uniqueImage(t, "registry.local/det/"+n+":1", impHostPlatform(), false, testseed.Gzip)
+		s.Add(b.Name, b.Manifest, b.Blobs)
+		names = append(names, b.Name)
+	}
+	seed := writeOCI(t, &s, testseed.Uncompressed)
+	var first []byte
+	var out string
+	for i := 0; i < 3; i++ {
+		out = filepath.Join(t.TempDir(), "many.tar")
+		mustSave(t, namespace(t), append([]string{"--offline", "--seed", seed, "-o", out}, names...)...)
+		b, _ := os.ReadFile(out)
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			t.Fatalf("save %d differs from the first", i+1)
+		}
+	}
+	var mj []struct{ RepoTags []string }
+	json.Unmarshal([]byte(testutil.TarFiles(t, first)["manifest.json"]), &mj)
+	if len(mj) != 4 || !slices.IsSortedFunc(mj, func(a, b struct{ RepoTags []string }) int { return strings.Compare(a.RepoTags[0], b.RepoTags[0]) }) {
+		t.Errorf("manifest.json entries %v; want 4, sorted", mj)
+	}
+	ns := namespace(t) + "-ctr"
+	ctr(t, ns, "images", "import", out)
+	if got := imageMap(t, ns); len(got) != 4 {
+		t.Errorf("ctr imported %v", keys(got))
+	}
+}
