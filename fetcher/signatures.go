@@ -38,22 +38,36 @@ func SigTag(d digest.Digest) string { return d.Algorithm().String() + "-" + d.En
 // of every entry tagged SigTag(d), and of cosign save's untagged sigs
 // entries. Each payload and signature is read verified and capped.
 func (s *Seed) Signatures(ctx context.Context, d digest.Digest) ([]Signature, error) {
-	imgs, err := s.Images(ctx)
+	ms, err := s.SignatureManifests(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	var out []Signature
+	for _, m := range ms {
+		sigs, err := s.signaturesIn(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sigs...)
+	}
+	return out, nil
+}
+
+// SignatureManifests are the seed's signature manifests for the image d
+// (see Signatures), each once, as its index lists them.
+func (s *Seed) SignatureManifests(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ocispec.Descriptor
 	seen := map[digest.Digest]bool{}
 	for _, img := range imgs {
 		if img.Err != nil || seen[img.Target.Digest] || !isSignatureFor(img, d) {
 			continue
 		}
 		seen[img.Target.Digest] = true
-		sigs, err := s.signaturesIn(ctx, img.Target)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sigs...)
+		out = append(out, img.Target)
 	}
 	return out, nil
 }

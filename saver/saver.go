@@ -9,6 +9,7 @@ package saver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/images/archive"
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/pkg/reference"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/fetcher"
@@ -59,6 +61,9 @@ type Options struct {
 	Compress string
 	// Progress is told of every blob copied; nil: nothing is.
 	Progress Progress
+	// NoSignatures leaves out the images' cosign signatures (saved by
+	// default, from the seeds or the registry).
+	NoSignatures bool
 }
 
 // Result summarises a save.
@@ -68,6 +73,7 @@ type Result struct {
 	Bytes        int64 // bytes of blobs written
 	Omitted      int   // layers left out (delta)
 	OmittedBytes int64
+	Signatures   int // signature manifests saved beside the images
 }
 
 // Save writes one seed holding every image refs name to w.
@@ -114,6 +120,7 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 		xopts = append(xopts, archive.WithSkipDockerManifest())
 	}
 	omitted := map[digest.Digest]int64{}
+	sigConfigs := map[string]bool{} // manifest.json's names of signature configs
 	for _, e := range entries {
 		desc := e.desc
 		if len(opts.Have) > 0 {
@@ -132,6 +139,25 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 			}
 		}
 		xopts = append(xopts, archive.WithManifest(desc, e.name))
+		if opts.NoSignatures {
+			continue
+		}
+		sigs, err := signaturesOf(ctx, resolver, src, e.name, e.desc)
+		if err != nil {
+			return res, fmt.Errorf("%s: signatures: %w", e.name, err)
+		}
+		for _, sig := range sigs {
+			srcs.learn(sig.desc)
+			cfg, err := configOf(ctx, srcs, sig.desc)
+			if err != nil {
+				return res, fmt.Errorf("%s: signature %s: %w", e.name, sig.desc.Digest, err)
+			}
+			sigConfigs["blobs/"+cfg.Algorithm().String()+"/"+cfg.Encoded()] = true
+			d := sig.desc
+			d.Annotations = map[string]string{fetcher.AnnotationCosignKind: fetcher.CosignSigs}
+			xopts = append(xopts, archive.WithManifest(d, sig.name))
+			res.Signatures++
+		}
 	}
 	xopts = append(xopts, archive.WithBlobFilter(func(d ocispec.Descriptor) bool {
 		if _, ok := omitted[d.Digest]; ok && images.IsLayerType(d.MediaType) {
@@ -145,7 +171,7 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 	if err != nil {
 		return res, err
 	}
-	st := newStableTar(cw)
+	st := newStableTar(cw, sigConfigs)
 	if err := st.Close(archive.Export(ctx, srcs, st, xopts...)); err != nil {
 		return res, err
 	}
@@ -247,3 +273,59 @@ func compressor(w io.Writer, c string) (io.WriteCloser, error) {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// signature is one signature manifest of an image, and its name.
+type signature struct {
+	name string
+	desc ocispec.Descriptor
+}
+
+// signaturesOf finds the cosign signatures of the image name (desc), named
+// as cosign v2 tags them (REPO:sha256-<hex>.sig): in the seeds first, then
+// the registry. None is no error.
+func signaturesOf(ctx context.Context, r *fetcher.Resolver, src Sources, name string, desc ocispec.Descriptor) ([]signature, error) {
+	spec, err := reference.Parse(name)
+	if err != nil {
+		return nil, nil
+	}
+	tagged := spec.Locator + ":" + fetcher.SigTag(desc.Digest)
+	for _, s := range src.Seeds {
+		ms, err := s.SignatureManifests(ctx, desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) > 0 {
+			var out []signature
+			for _, m := range ms {
+				m.Annotations = nil
+				out = append(out, signature{tagged, m})
+			}
+			return out, nil
+		}
+	}
+	if src.Registry == nil {
+		return nil, nil
+	}
+	_, d, err := r.Resolve(ctx, tagged)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.Annotations = nil
+	return []signature{{tagged, d}}, nil
+}
+
+// configOf is the config digest of manifest desc.
+func configOf(ctx context.Context, p content.Provider, desc ocispec.Descriptor) (digest.Digest, error) {
+	b, err := content.ReadBlob(ctx, p, desc)
+	if err != nil {
+		return "", err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", fmt.Errorf("not a manifest: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return m.Config.Digest, nil
+}

@@ -16,17 +16,19 @@ import (
 // docker manifest.json, whose entries it sorts: containerd's exporter
 // writes them in the order of a Go map, which changes from run to run, so
 // a seed of several images would differ between two saves of the same
-// images. Everything else is copied as read.
+// images. It also drops the entries of signature manifests (their configs
+// are in drop): docker load would try to load a signature as an image.
+// Everything else is copied as read.
 type stableTar struct {
 	pw   *io.PipeWriter
 	done chan error
 }
 
-func newStableTar(w io.Writer) *stableTar {
+func newStableTar(w io.Writer, drop map[string]bool) *stableTar {
 	pr, pw := io.Pipe()
 	s := &stableTar{pw: pw, done: make(chan error, 1)}
 	go func() {
-		err := sortManifestJSON(pr, w)
+		err := sortManifestJSON(pr, w, drop)
 		// Unblock the writer whatever happened; it sees err on its next
 		// Write (or Close).
 		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
@@ -54,7 +56,7 @@ type dockerManifestEntry struct {
 	Layers   []string
 }
 
-func sortManifestJSON(r io.Reader, w io.Writer) error {
+func sortManifestJSON(r io.Reader, w io.Writer, drop map[string]bool) error {
 	tr, tw := tar.NewReader(r), tar.NewWriter(w)
 	for {
 		hdr, err := tr.Next()
@@ -81,6 +83,7 @@ func sortManifestJSON(r io.Reader, w io.Writer) error {
 		if len(b) > 32<<20 || json.Unmarshal(b, &es) != nil {
 			return fmt.Errorf("the exporter's manifest.json: unreadable: %w", errdefs.ErrInternal)
 		}
+		es = slices.DeleteFunc(es, func(e dockerManifestEntry) bool { return drop[e.Config] })
 		slices.SortStableFunc(es, func(a, b dockerManifestEntry) int {
 			if c := strings.Compare(strings.Join(a.RepoTags, ","), strings.Join(b.RepoTags, ",")); c != 0 {
 				return c

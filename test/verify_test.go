@@ -9,6 +9,7 @@ import (
 
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -218,4 +219,58 @@ func copyBlobs(t *testing.T, src, dst string) {
 		b, _ := os.ReadFile(filepath.Join(src, "blobs", "sha256", e.Name()))
 		os.WriteFile(filepath.Join(dst, "blobs", "sha256", e.Name()), b, 0o644)
 	}
+}
+
+// ctr-seed save carries an image's cosign signatures from the registry
+// (the sha256-<hex>.sig tag), named as cosign tags them and marked as
+// cosign's layout marks them, out of docker's manifest.json; the seed then
+// verifies at import, naming the image, so the identity is checked too.
+// --no-referrers leaves them out.
+func TestSaveCarriesSignatures(t *testing.T) {
+	sl := newSignedLayouts(t)
+	signed := uniqueImage(t, "registry.local/verify/carried:1", impHostPlatform(), false, testseed.Gzip)
+	sl.save(t, "library/carried", signed, "cosign", "")
+	ref := sl.reg.Host + "/library/carried:1"
+	seed := filepath.Join(t.TempDir(), "signed.tar")
+	r := mustSave(t, namespace(t), "--plain-http", "-o", seed, ref)
+	if !strings.Contains(r.stdout, ", 1 signature") {
+		t.Errorf("save summary %q; want 1 signature", r.stdout)
+	}
+	files := testutil.TarFiles(t, mustRead(t, seed))
+	var idx ocispec.Index
+	json.Unmarshal([]byte(files["index.json"]), &idx)
+	sigName := sl.reg.Host + "/library/carried:sha256-" + signed.Manifest.Digest.Encoded() + ".sig"
+	found := false
+	for _, m := range idx.Manifests {
+		if m.Annotations["io.containerd.image.name"] == sigName && m.Annotations["kind"] == "dev.cosignproject.cosign/sigs" {
+			found = true
+		}
+	}
+	var mj []struct{ RepoTags []string }
+	json.Unmarshal([]byte(files["manifest.json"]), &mj)
+	if !found || len(mj) != 1 {
+		t.Errorf("index entries %v, manifest.json %v; want the signature entry %s, and manifest.json the image alone", idx.Manifests, mj, sigName)
+	}
+	ns := namespace(t)
+	mustImport(t, ns, "--verify-key", sl.key("cosign"), seed)
+	impAssertTargets(t, ns, map[string]digest.Digest{ref: signed.Manifest.Digest})
+	impAssertUnpacked(t, ns, ref)
+
+	bare := filepath.Join(t.TempDir(), "bare.tar")
+	if r := mustSave(t, namespace(t), "--plain-http", "--no-referrers", "-o", bare, ref); strings.Contains(r.stdout, "signature") {
+		t.Errorf("--no-referrers: %q", r.stdout)
+	}
+	r = ctrSeedRun(t, namespace(t)+"-bare", "import", "--verify-key", sl.key("cosign"), bare)
+	if r.code != 1 || !strings.Contains(r.stderr, "no signature in the seed") {
+		t.Errorf("a seed saved without signatures: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -26,6 +26,7 @@ func saveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "platform", Usage: "platform to save (repeatable); default: the host's"},
 			&cli.StringFlag{Name: "compress", Usage: "compress the whole seed: gzip or zstd (default: none)"},
 			&cli.StringFlag{Name: "split", Usage: "write OUT.001, OUT.002, … of at most SIZE each (4G, 700M): for FAT32 sticks and DVDs"},
+			&cli.BoolFlag{Name: "no-referrers", Usage: "leave out the images' cosign signatures (saved by default)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		}, append(registryFlags(), spoolFlags()...)...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -48,7 +49,8 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 	}
 	o := newOutput(cmd)
 	defer o.Close()
-	opts := saver.Options{Platforms: ps, AllPlatforms: cmd.Bool("all-platforms"), Compress: cmd.String("compress"), Progress: saveProgress{o}}
+	opts := saver.Options{Platforms: ps, AllPlatforms: cmd.Bool("all-platforms"), Compress: cmd.String("compress"), Progress: saveProgress{o},
+		NoSignatures: cmd.Bool("no-referrers")}
 	if c := opts.Compress; c != "" && c != "gzip" && c != "zstd" {
 		return usageError{fmt.Errorf("--compress %q: want gzip or zstd", c)}
 	}
@@ -105,6 +107,9 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 			where = fmt.Sprintf("%s (%d parts: %s … %s)", out, len(files), filepath.Base(files[0]), filepath.Base(files[len(files)-1]))
 		}
 		line := fmt.Sprintf("saved %s: %d images, %d blobs, %s", where, len(res.Images), res.Blobs, sizeText(res.Bytes))
+		if res.Signatures > 0 {
+			line += fmt.Sprintf(", %d %s", res.Signatures, plural(res.Signatures, "signature", "signatures"))
+		}
 		if res.Omitted > 0 {
 			line += fmt.Sprintf("; left out %d layers (%s) the nodes hold", res.Omitted, sizeText(res.OmittedBytes))
 		}
