@@ -166,6 +166,9 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		r.Err = im.checkUsable(ctx, g.desc)
 	}
 	if r.Err == nil {
+		r.Signatures, r.Err = im.keepSignatures(ctx, s, f, g.desc)
+	}
+	if r.Err == nil {
 		for _, e := range g.entries {
 			names, err := im.recordEntry(ctx, st, e)
 			if err != nil {

@@ -44,6 +44,8 @@ type ImageResult struct {
 	// Warning is said of an image that landed anyway (unsigned, let in
 	// by --verify=if-signed).
 	Warning string
+	// Signatures are the signature manifests kept with the image.
+	Signatures int
 }
 
 type nopObserver struct{}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -251,10 +252,31 @@ func TestSaveCarriesSignatures(t *testing.T) {
 	if !found || len(mj) != 1 {
 		t.Errorf("index entries %v, manifest.json %v; want the signature entry %s, and manifest.json the image alone", idx.Manifests, mj, sigName)
 	}
+	if ls := ctrSeedRun(t, namespace(t), "ls", seed); !regexp.MustCompile(`(?m)^\S+ +`+regexp.QuoteMeta(ref)+` .* 1$`).MatchString(ls.stdout) {
+		t.Errorf("ls does not count the image's signature:\n%s", ls.stdout)
+	}
 	ns := namespace(t)
 	mustImport(t, ns, "--verify-key", sl.key("cosign"), seed)
 	impAssertTargets(t, ns, map[string]digest.Digest{ref: signed.Manifest.Digest})
 	impAssertUnpacked(t, ns, ref)
+	// The signature is in the store, held by the image (no record of its
+	// own), and goes with it.
+	var sigDigest digest.Digest
+	for _, m := range idx.Manifests {
+		if m.Annotations["kind"] == "dev.cosignproject.cosign/sigs" {
+			sigDigest = m.Digest
+		}
+	}
+	if _, ok := imageMap(t, ns)[sigName]; ok || len(imageMap(t, ns)) != 1 {
+		t.Errorf("images %v; want the image alone, no record for its signature", keys(imageMap(t, ns)))
+	}
+	if out := ctr(t, ns, "content", "ls", "-q"); !strings.Contains(out, sigDigest.String()) {
+		t.Errorf("signature manifest %s not in the content store:\n%s", sigDigest, ctr(t, ns, "content", "ls"))
+	}
+	ctr(t, ns, "images", "rm", "--sync", ref)
+	if out := ctr(t, ns, "content", "ls", "-q"); strings.Contains(out, sigDigest.String()) {
+		t.Errorf("signature manifest %s outlived its image", sigDigest)
+	}
 
 	bare := filepath.Join(t.TempDir(), "bare.tar")
 	if r := mustSave(t, namespace(t), "--plain-http", "--no-referrers", "-o", bare, ref); strings.Contains(r.stdout, "signature") {
