@@ -252,7 +252,7 @@ func TestSaveCarriesSignatures(t *testing.T) {
 	if !found || len(mj) != 1 {
 		t.Errorf("index entries %v, manifest.json %v; want the signature entry %s, and manifest.json the image alone", idx.Manifests, mj, sigName)
 	}
-	if ls := ctrSeedRun(t, namespace(t), "ls", seed); !regexp.MustCompile(`(?m)^\S+ +`+regexp.QuoteMeta(ref)+` .* 1$`).MatchString(ls.stdout) {
+	if ls := ctrSeedRun(t, namespace(t), "ls", seed); !regexp.MustCompile(`(?m)^\S+ +` + regexp.QuoteMeta(ref) + ` .* 1$`).MatchString(ls.stdout) {
 		t.Errorf("ls does not count the image's signature:\n%s", ls.stdout)
 	}
 	ns := namespace(t)
