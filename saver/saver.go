@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -137,6 +138,15 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 					omitted[l.Digest] = l.Size
 				}
 			}
+		}
+		if !opts.NoSignatures {
+			// Marked as cosign save marks its image, so that cosign
+			// reads the layout (cosign verify --local-image).
+			desc.Annotations = maps.Clone(desc.Annotations)
+			if desc.Annotations == nil {
+				desc.Annotations = map[string]string{}
+			}
+			desc.Annotations[fetcher.AnnotationCosignKind] = cosignImageKind(desc)
 		}
 		xopts = append(xopts, archive.WithManifest(desc, e.name))
 		if opts.NoSignatures {
@@ -328,4 +338,12 @@ func configOf(ctx context.Context, p content.Provider, desc ocispec.Descriptor) 
 		return "", fmt.Errorf("not a manifest: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	return m.Config.Digest, nil
+}
+
+// cosignImageKind is the kind cosign save gives an image entry.
+func cosignImageKind(d ocispec.Descriptor) string {
+	if images.IsIndexType(d.MediaType) {
+		return "dev.cosignproject.cosign/imageIndex"
+	}
+	return "dev.cosignproject.cosign/image"
 }

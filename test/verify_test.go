@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -277,6 +278,14 @@ func TestSaveCarriesSignatures(t *testing.T) {
 	if out := ctr(t, ns, "content", "ls", "-q"); strings.Contains(out, sigDigest.String()) {
 		t.Errorf("signature manifest %s outlived its image", sigDigest)
 	}
+
+	// cosign reads the seed's layout, untarred, as its own.
+	local := filepath.Join(t.TempDir(), "layout")
+	os.Mkdir(local, 0o755)
+	if out, err := exec.Command("tar", "-C", local, "-xf", seed).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	cosignRun(t, sl.work, "verify", "--key", sl.key("cosign"), "--insecure-ignore-tlog", "--local-image", local)
 
 	bare := filepath.Join(t.TempDir(), "bare.tar")
 	if r := mustSave(t, namespace(t), "--plain-http", "--no-referrers", "-o", bare, ref); strings.Contains(r.stdout, "signature") {
