@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
+	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -111,4 +113,74 @@ func (s *Seed) signaturesIn(ctx context.Context, m ocispec.Descriptor) ([]Signat
 		out = append(out, Signature{Manifest: m.Digest, Payload: payload, Signature: sig})
 	}
 	return out, nil
+}
+
+// Signatures lists the signatures of the image name (digest d) that the
+// seeds carry, else that the registry holds under cosign's tag for d
+// (fetched verified, each document capped); none is no error.
+func (r *Resolver) Signatures(ctx context.Context, name string, d digest.Digest) ([]Signature, error) {
+	for _, s := range r.seeds {
+		sigs, err := s.Signatures(ctx, d)
+		if err != nil || len(sigs) > 0 {
+			return sigs, err
+		}
+	}
+	if r.remote == nil {
+		return nil, nil
+	}
+	q, err := parseQuery(name)
+	if err != nil {
+		return nil, err
+	}
+	tagged := q.repo + ":" + SigTag(d)
+	_, m, err := r.remote.Resolve(ctx, tagged)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signatures %s: %w", tagged, err)
+	}
+	f, err := r.remote.Fetcher(ctx, tagged)
+	if err != nil {
+		return nil, err
+	}
+	b, err := fetchDocument(ctx, f, m)
+	if err != nil {
+		return nil, fmt.Errorf("signatures %s: %w", tagged, err)
+	}
+	var man ocispec.Manifest
+	if err := json.Unmarshal(b, &man); err != nil {
+		return nil, fmt.Errorf("signatures %s: not a manifest: %v: %w", tagged, err, errdefs.ErrInvalidArgument)
+	}
+	var out []Signature
+	for _, l := range man.Layers {
+		enc, ok := l.Annotations[annotationSignature]
+		if l.MediaType != MediaTypeSimpleSigning || !ok {
+			continue
+		}
+		sig, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return nil, fmt.Errorf("signatures %s: layer %s: not base64: %v: %w", tagged, l.Digest, err, errdefs.ErrInvalidArgument)
+		}
+		p, err := fetchDocument(ctx, f, l)
+		if err != nil {
+			return nil, fmt.Errorf("signatures %s: %w", tagged, err)
+		}
+		out = append(out, Signature{Manifest: m.Digest, Payload: p, Signature: sig})
+	}
+	return out, nil
+}
+
+// fetchDocument fetches a small blob, verified against desc, capped.
+func fetchDocument(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor) ([]byte, error) {
+	if desc.Size > MaxJSONSize {
+		return nil, fmt.Errorf("blob %s: %d bytes exceeds the %d byte cap for documents: %w", desc.Digest, desc.Size, MaxJSONSize, errdefs.ErrInvalidArgument)
+	}
+	rc, err := f.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	v := newVerifier(rc, rc, "registry", desc.Digest, desc.Size)
+	return io.ReadAll(io.LimitReader(v, MaxJSONSize+1))
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Pull resolves ref through r (seeds first, then the registry), writes its
@@ -26,6 +27,9 @@ func (im *Importer) Pull(ctx context.Context, r *fetcher.Resolver, ref string) (
 		return res, err
 	}
 	res.Names, res.Target, res.MediaType = []string{name}, desc.Digest, desc.MediaType
+	if res.Warning, err = im.verifyPull(ctx, r, name, desc); err != nil {
+		return res, err
+	}
 	f, err := r.Fetcher(ctx, name)
 	if err != nil {
 		return res, err
@@ -54,4 +58,24 @@ func (im *Importer) Pull(ctx context.Context, r *fetcher.Resolver, ref string) (
 		err = derr
 	}
 	return res, err
+}
+
+// verifyPull checks the image about to be pulled against the trust
+// policy, by its signatures in the seeds or the registry.
+func (im *Importer) verifyPull(ctx context.Context, r *fetcher.Resolver, name string, desc ocispec.Descriptor) (string, error) {
+	if im.policyErr != nil {
+		return "", im.policyErr
+	}
+	if im.policy == nil {
+		return "", nil
+	}
+	sigs, err := r.Signatures(ctx, name, desc.Digest)
+	if err != nil {
+		return "", fmt.Errorf("%s: signature: %w", desc.Digest, err)
+	}
+	w, err := im.policy.Verify(sigs, desc.Digest, name)
+	if err != nil {
+		return "", fmt.Errorf("%s: signature: %w", desc.Digest, err)
+	}
+	return w, nil
 }

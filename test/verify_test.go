@@ -136,7 +136,7 @@ func TestVerifySignatures(t *testing.T) {
 		refused(t, good, "image "+name+" ("+signed.Manifest.Digest.String()+"): signature: 1 signature, none valid: not valid for key other.pub", "--verify-key", keyB)
 	})
 	t.Run("unsigned", func(t *testing.T) {
-		refused(t, bare, "signature: no signature in the seed", "--verify-key", keyA)
+		refused(t, bare, "signature: no signature", "--verify-key", keyA)
 		ns := namespace(t) + "-if-signed"
 		r := mustImport(t, ns, "--verify-key", keyA, "--verify", "if-signed", bare)
 		if !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "no signature: let in (--verify=if-signed)") {
@@ -292,7 +292,7 @@ func TestSaveCarriesSignatures(t *testing.T) {
 		t.Errorf("--no-referrers: %q", r.stdout)
 	}
 	r = ctrSeedRun(t, namespace(t)+"-bare", "import", "--verify-key", sl.key("cosign"), bare)
-	if r.code != 1 || !strings.Contains(r.stderr, "no signature in the seed") {
+	if r.code != 1 || !strings.Contains(r.stderr, "no signature") {
 		t.Errorf("a seed saved without signatures: exit %d, %q", r.code, r.stderr)
 	}
 }
@@ -304,4 +304,34 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// pull --verify-key checks the signature it finds in the seeds or the
+// registry (cosign's tag) before anything is written; an unsigned image
+// is refused, nothing left.
+func TestPullVerifies(t *testing.T) {
+	sl := newSignedLayouts(t)
+	signed := uniqueImage(t, "registry.local/verify/pulled:1", impHostPlatform(), false, testseed.Gzip)
+	unsigned := uniqueImage(t, "registry.local/verify/pulled-bare:1", impHostPlatform(), false, testseed.Gzip)
+	sl.save(t, "library/pulled", signed, "cosign", "")
+	sl.save(t, "library/pulled-bare", unsigned, "", "")
+	ref, bareRef := sl.reg.Host+"/library/pulled:1", sl.reg.Host+"/library/pulled-bare:1"
+	ns := namespace(t)
+	if r := pullRun(t, ns, "--plain-http", "--verify-key", sl.key("cosign"), ref); r.code != 0 {
+		t.Fatalf("pull of a signed image: exit %d: %s", r.code, r.stderr)
+	}
+	impAssertTargets(t, ns, map[string]digest.Digest{ref: signed.Manifest.Digest})
+	bad := namespace(t) + "-refused"
+	r := pullRun(t, bad, "--plain-http", "--verify-key", sl.key("cosign"), bareRef)
+	if r.code != 1 || !strings.Contains(r.stderr, "signature: no signature") {
+		t.Errorf("pull of an unsigned image: exit %d, %q", r.code, r.stderr)
+	}
+	r = pullRun(t, bad, "--plain-http", "--verify-key", sl.key("other"), ref)
+	if r.code != 1 || !strings.Contains(r.stderr, "not valid for key other.pub") {
+		t.Errorf("pull with another key: exit %d, %q", r.code, r.stderr)
+	}
+	if imgs := imageMap(t, bad); len(imgs) != 0 {
+		t.Errorf("records left: %v", keys(imgs))
+	}
+	assertNothingLeft(t, bad)
 }

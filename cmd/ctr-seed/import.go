@@ -27,10 +27,7 @@ func importCommand() *cli.Command {
 			&cli.BoolFlag{Name: "skip-missing", Usage: "tolerate manifests absent from the seed for platforms not unpacked"},
 			&cli.StringSliceFlag{Name: "input", Aliases: []string{"i"}, Usage: "seed to import (repeatable), as nerdctl load's; \"-\" or SEED arguments work too"},
 			&cli.BoolFlag{Name: "in-daemon", Usage: "ask containerd-seed to import the seeds itself, from this node's disk (no blob crosses the socket)"},
-			&cli.StringSliceFlag{Name: "verify-key", Usage: "public key (PEM: cosign.pub, RSA, ed25519) an image's cosign signature must be valid under (repeatable); checked offline, no transparency log"},
-			&cli.StringFlag{Name: "verify", Usage: "with --verify-key: always (refuse unsigned images) or if-signed (refuse only bad signatures)", Value: "always"},
-			&cli.BoolFlag{Name: "verify-ignore-identity", Usage: "do not check that a signature names the image's repository"},
-		}, commonImportFlags()...),
+		}, append(verifyFlags(), commonImportFlags()...)...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() == 0 && len(cmd.StringSlice("input")) == 0 {
 				return usageError{fmt.Errorf("import: at least one seed is required (a file, a directory of seeds, or - for stdin)")}
@@ -213,6 +210,15 @@ func openSeeds(ctx context.Context, paths []string, opts ...fetcher.Opt) (fetche
 		}
 	}
 	return seeds, nil
+}
+
+// verifyFlags are the trust flags of import and pull.
+func verifyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "verify-key", Usage: "public key (PEM: cosign.pub, RSA, ed25519) an image's cosign signature must be valid under (repeatable); checked offline, no transparency log"},
+		&cli.StringFlag{Name: "verify", Usage: "with --verify-key: always (refuse unsigned images) or if-signed (refuse only bad signatures)", Value: "always"},
+		&cli.BoolFlag{Name: "verify-ignore-identity", Usage: "do not check that a signature names the image's repository"},
+	}
 }
 
 // verifyOptions reads --verify-key, --verify and --verify-ignore-identity;

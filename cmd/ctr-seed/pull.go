@@ -16,13 +16,16 @@ func pullCommand() *cli.Command {
 		ArgsUsage: "[flags] REF...",
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "seed", Usage: "seed to serve blobs from (repeatable)"},
-		}, append(registryFlags(), commonImportFlags()...)...),
+		}, append(append(registryFlags(), verifyFlags()...), commonImportFlags()...)...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := needArgs(cmd, "reference"); err != nil {
 				return err
 			}
 			opts, err := importOptions(cmd)
 			if err != nil {
+				return err
+			}
+			if opts.Verify, err = verifyOptions(cmd); err != nil {
 				return err
 			}
 			return runPull(ctx, cmd, opts)

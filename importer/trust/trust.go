@@ -91,18 +91,24 @@ func New(o Options) (*Policy, error) {
 var ErrUnverified = fmt.Errorf("not verified: %w", errdefs.ErrFailedPrecondition)
 
 // Check verifies the image target of seed s, named name ("" when the seed
-// names it not). It returns a warning for an unsigned image let in
-// (IfSigned), or an error saying why the image is refused.
+// names it not), by the signatures the seed carries for it.
 func (p *Policy) Check(ctx context.Context, s *fetcher.Seed, target digest.Digest, name string) (warning string, err error) {
 	sigs, err := s.Signatures(ctx, target)
 	if err != nil {
 		return "", err
 	}
+	return p.Verify(sigs, target, name)
+}
+
+// Verify checks the image target, named name, by sigs: the signatures
+// found for it (in seeds or a registry). It returns a warning for an
+// unsigned image let in (IfSigned), or an error saying why it is refused.
+func (p *Policy) Verify(sigs []fetcher.Signature, target digest.Digest, name string) (warning string, err error) {
 	if len(sigs) == 0 {
 		if p.opts.Mode == IfSigned {
 			return "no signature: let in (--verify=if-signed)", nil
 		}
-		return "", fmt.Errorf("no signature in the seed: %w", ErrUnverified)
+		return "", fmt.Errorf("no signature: %w", ErrUnverified)
 	}
 	var why []string
 	for _, sig := range sigs {

@@ -73,7 +73,7 @@ func TestPluginVerifyKeys(t *testing.T) {
 			refusals = append(refusals, l)
 		}
 	}
-	if len(refusals) != 1 || !strings.Contains(refusals[0], "signature: no signature in the seed") {
+	if len(refusals) != 1 || !strings.Contains(refusals[0], "signature: no signature") {
 		t.Errorf("error lines for the unsigned seed %q; want one saying it has no signature", errorLines(pd.d.Log(), "unsigned"))
 	}
 	pd.assertServing(t)
