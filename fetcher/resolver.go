@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -133,4 +134,22 @@ func OriginOf(rc io.Reader) Origin {
 type originReader struct {
 	io.ReadCloser
 	origin Origin
+}
+
+// FetchReferrers lists the registry's OCI 1.1 referrers of dgst (seeds are
+// asked by Seed.Referrers); none when offline or the registry's fetcher
+// cannot list them.
+func (f *seedFirstFetcher) FetchReferrers(ctx context.Context, dgst digest.Digest, opts ...remotes.FetchReferrersOpt) ([]ocispec.Descriptor, error) {
+	if f.r.remote == nil || f.seedsOnly {
+		return nil, nil
+	}
+	f.once.Do(func() { f.remote, f.err = f.r.remote.Fetcher(ctx, f.ref) })
+	if f.err != nil {
+		return nil, fmt.Errorf("registry fetcher for %s: %w", f.ref, f.err)
+	}
+	rf, ok := f.remote.(remotes.ReferrersFetcher)
+	if !ok {
+		return nil, nil
+	}
+	return rf.FetchReferrers(ctx, dgst, opts...)
 }

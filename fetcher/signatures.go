@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
@@ -183,4 +184,20 @@ func fetchDocument(ctx context.Context, f remotes.Fetcher, desc ocispec.Descript
 	defer rc.Close()
 	v := newVerifier(rc, rc, "registry", desc.Digest, desc.Size)
 	return io.ReadAll(io.LimitReader(v, MaxJSONSize+1))
+}
+
+// Referrers are the seed's top-level entries that are OCI 1.1 referrers
+// of d (containerd's exporter marks them with the subject annotation).
+func (s *Seed) Referrers(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ocispec.Descriptor
+	for _, img := range imgs {
+		if img.Err == nil && img.Target.Annotations[images.AnnotationManifestSubject] == d.String() {
+			out = append(out, img.Target)
+		}
+	}
+	return out, nil
 }

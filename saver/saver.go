@@ -169,6 +169,9 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 			res.Signatures++
 		}
 	}
+	if !opts.NoSignatures {
+		xopts = append(xopts, archive.WithReferrersProvider(srcs))
+	}
 	xopts = append(xopts, archive.WithBlobFilter(func(d ocispec.Descriptor) bool {
 		if _, ok := omitted[d.Digest]; ok && images.IsLayerType(d.MediaType) {
 			return false

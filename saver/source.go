@@ -128,3 +128,34 @@ func (r *remoteReaderAt) Close() error {
 	}
 	return nil
 }
+
+// Referrers makes sources a content.ReferrersProvider for the exporter:
+// the OCI 1.1 referrers of desc (signatures as bundles, SBOMs,
+// attestations: manifests whose subject is desc) that a seed lists, else
+// that the registry's referrers API (or its tag fallback) lists.
+func (s *sources) Referrers(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	for _, seed := range s.seeds {
+		refs, err := seed.Referrers(ctx, desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if len(refs) > 0 {
+			return refs, nil
+		}
+	}
+	for _, f := range s.remotes {
+		rf, ok := f.(remotes.ReferrersFetcher)
+		if !ok {
+			continue
+		}
+		refs, err := rf.FetchReferrers(ctx, desc.Digest)
+		if err != nil || len(refs) == 0 {
+			continue // a registry without the API and no fallback tag: none
+		}
+		for _, r := range refs {
+			s.learn(r)
+		}
+		return refs, nil
+	}
+	return nil, nil
+}

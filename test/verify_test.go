@@ -13,6 +13,7 @@ import (
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -253,7 +254,7 @@ func TestSaveCarriesSignatures(t *testing.T) {
 	if !found || len(mj) != 1 {
 		t.Errorf("index entries %v, manifest.json %v; want the signature entry %s, and manifest.json the image alone", idx.Manifests, mj, sigName)
 	}
-	if ls := ctrSeedRun(t, namespace(t), "ls", seed); !regexp.MustCompile(`(?m)^\S+ +` + regexp.QuoteMeta(ref) + ` .* 1$`).MatchString(ls.stdout) {
+	if ls := ctrSeedRun(t, namespace(t), "ls", seed); !regexp.MustCompile(`(?m)^\S+ +` + regexp.QuoteMeta(ref) + ` .* 1 +0$`).MatchString(ls.stdout) {
 		t.Errorf("ls does not count the image's signature:\n%s", ls.stdout)
 	}
 	ns := namespace(t)
@@ -334,4 +335,63 @@ func TestPullVerifies(t *testing.T) {
 		t.Errorf("records left: %v", keys(imgs))
 	}
 	assertNothingLeft(t, bad)
+}
+
+// An OCI 1.1 referrer of an image (an SBOM whose subject is the image) in
+// the registry travels in the saved seed, marked with its subject, and
+// lands in the content store with the image (held by it, no record).
+func TestSaveCarriesReferrers(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	b := uniqueImage(t, "registry.local/verify/referred:1", impHostPlatform(), false, testseed.Gzip)
+	if err := reg.Push(t.Context(), "library/referred", "1", b.Manifest, b.Blobs); err != nil {
+		t.Fatal(err)
+	}
+	empty := []byte("{}")
+	sbom := []byte(`{"spdxVersion":"SPDX-2.3","name":"` + t.Name() + `"}`)
+	cd := ocispec.Descriptor{MediaType: "application/vnd.oci.empty.v1+json", Digest: digest.FromBytes(empty), Size: 2}
+	ld := ocispec.Descriptor{MediaType: "application/spdx+json", Digest: digest.FromBytes(sbom), Size: int64(len(sbom))}
+	subject := ocispec.Descriptor{MediaType: b.Manifest.MediaType, Digest: b.Manifest.Digest, Size: b.Manifest.Size}
+	m, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		ArtifactType: "application/spdx+json", Config: cd, Layers: []ocispec.Descriptor{ld}, Subject: &subject})
+	md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m))}
+	if err := reg.Push(t.Context(), "library/referred", "", md, map[digest.Digest][]byte{md.Digest: m, cd.Digest: empty, ld.Digest: sbom}); err != nil {
+		t.Fatal(err)
+	}
+	// Distribution has no referrers API: as the OCI spec tells a client
+	// pushing a manifest with a subject there, the referrer is also listed
+	// in the fallback tag sha256-<hex> of the subject (what oras does).
+	listed := md
+	listed.ArtifactType = "application/spdx+json"
+	fb, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{listed}})
+	fd := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(fb), Size: int64(len(fb))}
+	if err := reg.Push(t.Context(), "library/referred", "sha256-"+b.Manifest.Digest.Encoded(), fd,
+		map[digest.Digest][]byte{fd.Digest: fb, md.Digest: m, cd.Digest: empty, ld.Digest: sbom}); err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Host + "/library/referred:1"
+	seed := filepath.Join(t.TempDir(), "referred.tar")
+	mustSave(t, namespace(t), "--plain-http", "-o", seed, ref)
+	var idx ocispec.Index
+	json.Unmarshal([]byte(testutil.TarFiles(t, mustRead(t, seed))["index.json"]), &idx)
+	found := false
+	for _, e := range idx.Manifests {
+		found = found || (e.Digest == md.Digest && e.Annotations["io.containerd.manifest.subject"] == b.Manifest.Digest.String())
+	}
+	if !found {
+		t.Fatalf("the seed's index %v lacks the referrer %s; registry requests %v", idx.Manifests, md.Digest, reg.Requests())
+	}
+	if ls := ctrSeedRun(t, namespace(t), "ls", seed); !regexp.MustCompile(`(?m)^\S+ +` + regexp.QuoteMeta(ref) + ` .* 0 +1$`).MatchString(ls.stdout) {
+		t.Errorf("ls does not count the image's referrer:\n%s", ls.stdout)
+	}
+	ns := namespace(t)
+	mustImport(t, ns, seed)
+	impAssertTargets(t, ns, map[string]digest.Digest{ref: b.Manifest.Digest})
+	if out := ctr(t, ns, "content", "ls", "-q"); !strings.Contains(out, md.Digest.String()) || !strings.Contains(out, ld.Digest.String()) {
+		t.Errorf("the referrer %s (and its SBOM) not in the content store", md.Digest)
+	}
+	bare := filepath.Join(t.TempDir(), "bare.tar")
+	mustSave(t, namespace(t), "--plain-http", "--no-referrers", "-o", bare, ref)
+	if strings.Contains(testutil.TarFiles(t, mustRead(t, bare))["index.json"], md.Digest.String()) {
+		t.Errorf("--no-referrers saved the referrer")
+	}
 }

@@ -36,7 +36,7 @@ func ls(ctx context.Context, cmd *cli.Command) error {
 	}
 	tw := tabwriter.NewWriter(cmd.Root().Writer, 1, 8, 1, ' ', 0)
 	if !quiet {
-		fmt.Fprintln(tw, "SEED\tNAME\tDIGEST\tTYPE\tPLATFORMS\tSIZE\tSIGNATURES")
+		fmt.Fprintln(tw, "SEED\tNAME\tDIGEST\tTYPE\tPLATFORMS\tSIZE\tSIGNATURES\tREFERRERS")
 	}
 	var failed error
 	for _, path := range cmd.Args().Slice() {
@@ -89,13 +89,17 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 		if fetcher.IsCosignArtifact(img.Target) {
 			mt += " (" + img.Target.Annotations[fetcher.AnnotationCosignKind] + ")" // not imported as an image
 		}
-		sigs := "-" // an entry that is itself signatures
+		sigs := "-\t-" // an entry that is itself signatures
 		if !fetcher.IsCosignArtifact(img.Target) {
 			ss, err := s.Signatures(ctx, img.Target.Digest)
 			if err != nil {
 				return fmt.Errorf("seed %s: image %s: signatures: %w", path, name, err)
 			}
-			sigs = fmt.Sprint(len(ss))
+			refs, err := s.Referrers(ctx, img.Target.Digest)
+			if err != nil {
+				return fmt.Errorf("seed %s: image %s: referrers: %w", path, name, err)
+			}
+			sigs = fmt.Sprintf("%d\t%d", len(ss), len(refs))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", path, name, img.Target.Digest, mt,
 			fetcher.FormatPlatforms(ps), progress.Bytes(size), sigs)
