@@ -32,6 +32,10 @@ const (
 	AnnotationCosignKind = "kind"
 	CosignSigs           = "dev.cosignproject.cosign/sigs"
 	CosignAtts           = "dev.cosignproject.cosign/atts"
+	// CosignSboms marks an SBOM attached by cosign (the .sbom tag), as
+	// ctr-seed save marks it: cosign's layout has no kind of its own for
+	// it.
+	CosignSboms = "dev.cosignproject.cosign/sboms"
 )
 
 // IsCosignArtifact reports whether an index entry is signatures,
@@ -39,7 +43,7 @@ const (
 // as cosign save's layout and hauler's store mark them.
 func IsCosignArtifact(d ocispec.Descriptor) bool {
 	switch k := d.Annotations[AnnotationCosignKind]; k {
-	case CosignSigs, CosignAtts, "dev.hauler/sigs", "dev.hauler/atts", "dev.hauler/sboms":
+	case CosignSigs, CosignAtts, CosignSboms, "dev.hauler/sigs", "dev.hauler/atts", "dev.hauler/sboms":
 		return true
 	default:
 		return strings.HasPrefix(k, "dev.hauler/referrers")

@@ -35,7 +35,42 @@ type Signature struct {
 }
 
 // SigTag is the tag cosign v2 gives the signatures of d.
-func SigTag(d digest.Digest) string { return d.Algorithm().String() + "-" + d.Encoded() + ".sig" }
+func SigTag(d digest.Digest) string { return AttachmentTag(d, "sig") }
+
+// AttachmentTag is the tag cosign v2 gives d's attachment of kind
+// suffix: "sig" (signatures), "att" (attestations), "sbom".
+func AttachmentTag(d digest.Digest, suffix string) string {
+	return d.Algorithm().String() + "-" + d.Encoded() + "." + suffix
+}
+
+// AttachmentSuffixes are the kinds of cosign attachment, by tag suffix,
+// with the kind annotation a layout marks each with.
+var AttachmentSuffixes = map[string]string{"sig": CosignSigs, "att": CosignAtts, "sbom": CosignSboms}
+
+// Attachments are the seed's cosign attachment manifests of the image d:
+// its signatures (SignatureManifests), attestations and SBOMs, tagged as
+// cosign v2 tags them, or cosign save's untagged entries.
+func (s *Seed) Attachments(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
+	imgs, err := s.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ocispec.Descriptor
+	seen := map[digest.Digest]bool{}
+	for _, img := range imgs {
+		if img.Err != nil || seen[img.Target.Digest] {
+			continue
+		}
+		for suffix := range AttachmentSuffixes {
+			if isAttachmentFor(img, d, suffix) {
+				seen[img.Target.Digest] = true
+				out = append(out, img.Target)
+				break
+			}
+		}
+	}
+	return out, nil
+}
 
 // Signatures lists the signatures the seed carries for the image d: those
 // of every entry tagged SigTag(d), and of cosign save's untagged sigs
@@ -77,15 +112,20 @@ func (s *Seed) SignatureManifests(ctx context.Context, d digest.Digest) ([]ocisp
 
 // isSignatureFor: the entry is tagged as d's signatures, or is a sigs
 // entry of cosign's layout, which names no image.
-func isSignatureFor(img Image, d digest.Digest) bool {
-	tag := SigTag(d)
+func isSignatureFor(img Image, d digest.Digest) bool { return isAttachmentFor(img, d, "sig") }
+
+// isAttachmentFor: the entry is tagged as d's attachment of kind suffix,
+// or is such an entry of cosign's (or hauler's) layout, naming no image.
+func isAttachmentFor(img Image, d digest.Digest, suffix string) bool {
+	tag := AttachmentTag(d, suffix)
 	for _, n := range append([]string{img.Name, img.Target.Annotations[ocispec.AnnotationRefName]}, img.RepoTags...) {
 		if strings.HasSuffix(n, ":"+tag) || n == tag {
 			return true
 		}
 	}
 	k := img.Target.Annotations[AnnotationCosignKind]
-	return (k == CosignSigs || k == "dev.hauler/sigs") && img.Name == "" && img.Target.Annotations[ocispec.AnnotationRefName] == ""
+	unnamed := img.Name == "" && img.Target.Annotations[ocispec.AnnotationRefName] == ""
+	return unnamed && (k == AttachmentSuffixes[suffix] || k == "dev.hauler/"+AttachmentSuffixes[suffix][len("dev.cosignproject.cosign/"):])
 }
 
 func (s *Seed) signaturesIn(ctx context.Context, m ocispec.Descriptor) ([]Signature, error) {

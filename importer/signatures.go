@@ -15,14 +15,14 @@ import (
 // signature manifests the seed carried for it.
 const labelSignature = "containerd.io/gc.ref.content.ctr-seed.sig."
 
-// keepSignatures writes the seed's signature manifests and OCI 1.1
-// referrers of the image desc (and their payloads) into the content store,
+// keepSignatures writes the seed's cosign attachments (signatures,
+// attestations, SBOMs) and OCI 1.1 referrers of the image desc (and their payloads) into the content store,
 // verified, and references
 // them from desc's blob with GC labels: they stay while the image does and
 // go with it, and no image record is made for them (none to clutter
 // crictl images). It runs before the image's records.
 func (im *Importer) keepSignatures(ctx context.Context, s *fetcher.Seed, f remotes.Fetcher, desc ocispec.Descriptor) (int, error) {
-	ms, err := s.SignatureManifests(ctx, desc.Digest)
+	ms, err := s.Attachments(ctx, desc.Digest)
 	if err != nil {
 		return 0, err
 	}

@@ -75,6 +75,7 @@ type Result struct {
 	Omitted      int   // layers left out (delta)
 	OmittedBytes int64
 	Signatures   int // signature manifests saved beside the images
+	Attachments  int // attestations and SBOMs saved beside the images
 }
 
 // Save writes one seed holding every image refs name to w.
@@ -160,13 +161,17 @@ func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Opt
 			srcs.learn(sig.desc)
 			cfg, err := configOf(ctx, srcs, sig.desc)
 			if err != nil {
-				return res, fmt.Errorf("%s: signature %s: %w", e.name, sig.desc.Digest, err)
+				return res, fmt.Errorf("%s: %s %s: %w", e.name, sig.kind, sig.desc.Digest, err)
 			}
 			sigConfigs["blobs/"+cfg.Algorithm().String()+"/"+cfg.Encoded()] = true
 			d := sig.desc
-			d.Annotations = map[string]string{fetcher.AnnotationCosignKind: fetcher.CosignSigs}
+			d.Annotations = map[string]string{fetcher.AnnotationCosignKind: sig.kind}
 			xopts = append(xopts, archive.WithManifest(d, sig.name))
-			res.Signatures++
+			if sig.kind == fetcher.CosignSigs {
+				res.Signatures++
+			} else {
+				res.Attachments++
+			}
 		}
 	}
 	if !opts.NoSignatures {
@@ -287,47 +292,56 @@ type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
 
-// signature is one signature manifest of an image, and its name.
+// signature is one cosign attachment of an image (signatures, an
+// attestation, an SBOM), its name and the kind its entry is marked with.
 type signature struct {
-	name string
-	desc ocispec.Descriptor
+	name, kind string
+	desc       ocispec.Descriptor
 }
 
-// signaturesOf finds the cosign signatures of the image name (desc), named
-// as cosign v2 tags them (REPO:sha256-<hex>.sig): in the seeds first, then
-// the registry. None is no error.
+// signaturesOf finds the cosign attachments of the image name (desc),
+// named as cosign v2 tags them (REPO:sha256-<hex>.sig, .att, .sbom): in the
+// seeds first, then the registry. None is no error.
 func signaturesOf(ctx context.Context, r *fetcher.Resolver, src Sources, name string, desc ocispec.Descriptor) ([]signature, error) {
 	spec, err := reference.Parse(name)
 	if err != nil {
 		return nil, nil
 	}
-	tagged := spec.Locator + ":" + fetcher.SigTag(desc.Digest)
-	for _, s := range src.Seeds {
-		ms, err := s.SignatureManifests(ctx, desc.Digest)
+	var out []signature
+	for _, suffix := range []string{"sig", "att", "sbom"} {
+		kind := fetcher.AttachmentSuffixes[suffix]
+		tagged := spec.Locator + ":" + fetcher.AttachmentTag(desc.Digest, suffix)
+		found := false
+		for _, s := range src.Seeds {
+			ms, err := s.Attachments(ctx, desc.Digest)
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range ms {
+				if k := m.Annotations[fetcher.AnnotationCosignKind]; k == kind || strings.HasSuffix(fetcher.Name(m, nil), "."+suffix) {
+					m.Annotations = nil
+					out = append(out, signature{tagged, kind, m})
+					found = true
+				}
+			}
+			if found {
+				break
+			}
+		}
+		if found || src.Registry == nil {
+			continue
+		}
+		_, d, err := r.Resolve(ctx, tagged)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		if len(ms) > 0 {
-			var out []signature
-			for _, m := range ms {
-				m.Annotations = nil
-				out = append(out, signature{tagged, m})
-			}
-			return out, nil
-		}
+		d.Annotations = nil
+		out = append(out, signature{tagged, kind, d})
 	}
-	if src.Registry == nil {
-		return nil, nil
-	}
-	_, d, err := r.Resolve(ctx, tagged)
-	if errdefs.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	d.Annotations = nil
-	return []signature{{tagged, d}}, nil
+	return out, nil
 }
 
 // configOf is the config digest of manifest desc.

@@ -234,10 +234,14 @@ func TestSaveCarriesSignatures(t *testing.T) {
 	signed := uniqueImage(t, "registry.local/verify/carried:1", impHostPlatform(), false, testseed.Gzip)
 	sl.save(t, "library/carried", signed, "cosign", "")
 	ref := sl.reg.Host + "/library/carried:1"
+	// An attestation too (cosign attest: the .att tag).
+	pred := testutil.WriteFile(t, filepath.Join(t.TempDir(), "predicate.json"), []byte(`{"built-by":"`+t.Name()+`"}`))
+	cosignRun(t, sl.work, "attest", "--key", "cosign.key", "--type", "custom", "--predicate", pred, "--tlog-upload=false",
+		"--allow-http-registry", "-y", sl.reg.Host+"/library/carried@"+signed.Manifest.Digest.String())
 	seed := filepath.Join(t.TempDir(), "signed.tar")
 	r := mustSave(t, namespace(t), "--plain-http", "-o", seed, ref)
-	if !strings.Contains(r.stdout, ", 1 signature") {
-		t.Errorf("save summary %q; want 1 signature", r.stdout)
+	if !strings.Contains(r.stdout, ", 1 signature, 1 attestation or SBOM") {
+		t.Errorf("save summary %q; want 1 signature and 1 attestation", r.stdout)
 	}
 	files := testutil.TarFiles(t, mustRead(t, seed))
 	var idx ocispec.Index
@@ -263,14 +267,21 @@ func TestSaveCarriesSignatures(t *testing.T) {
 	impAssertUnpacked(t, ns, ref)
 	// The signature is in the store, held by the image (no record of its
 	// own), and goes with it.
-	var sigDigest digest.Digest
+	var sigDigest, attDigest digest.Digest
 	for _, m := range idx.Manifests {
-		if m.Annotations["kind"] == "dev.cosignproject.cosign/sigs" {
+		switch m.Annotations["kind"] {
+		case "dev.cosignproject.cosign/sigs":
 			sigDigest = m.Digest
+		case "dev.cosignproject.cosign/atts":
+			attDigest = m.Digest
 		}
 	}
 	if _, ok := imageMap(t, ns)[sigName]; ok || len(imageMap(t, ns)) != 1 {
+		// (the attestation entry is no image either)
 		t.Errorf("images %v; want the image alone, no record for its signature", keys(imageMap(t, ns)))
+	}
+	if out := ctr(t, ns, "content", "ls", "-q"); attDigest == "" || !strings.Contains(out, attDigest.String()) {
+		t.Errorf("attestation manifest %q not in the content store", attDigest)
 	}
 	if out := ctr(t, ns, "content", "ls", "-q"); !strings.Contains(out, sigDigest.String()) {
 		t.Errorf("signature manifest %s not in the content store:\n%s", sigDigest, ctr(t, ns, "content", "ls"))

@@ -26,7 +26,7 @@ func saveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "platform", Usage: "platform to save (repeatable); default: the host's"},
 			&cli.StringFlag{Name: "compress", Usage: "compress the whole seed: gzip or zstd (default: none)"},
 			&cli.StringFlag{Name: "split", Usage: "write OUT.001, OUT.002, … of at most SIZE each (4G, 700M): for FAT32 sticks and DVDs"},
-			&cli.BoolFlag{Name: "no-referrers", Usage: "leave out the images' cosign signatures (saved by default)"},
+			&cli.BoolFlag{Name: "no-referrers", Usage: "leave out the images' cosign signatures, attestations and SBOMs, and their OCI 1.1 referrers (saved by default)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		}, append(registryFlags(), spoolFlags()...)...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -109,6 +109,9 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 		line := fmt.Sprintf("saved %s: %d images, %d blobs, %s", where, len(res.Images), res.Blobs, sizeText(res.Bytes))
 		if res.Signatures > 0 {
 			line += fmt.Sprintf(", %d %s", res.Signatures, plural(res.Signatures, "signature", "signatures"))
+		}
+		if res.Attachments > 0 {
+			line += fmt.Sprintf(", %d %s", res.Attachments, plural(res.Attachments, "attestation or SBOM", "attestations and SBOMs"))
 		}
 		if res.Omitted > 0 {
 			line += fmt.Sprintf("; left out %d layers (%s) the nodes hold", res.Omitted, sizeText(res.OmittedBytes))
