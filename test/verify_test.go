@@ -406,3 +406,24 @@ func TestSaveCarriesReferrers(t *testing.T) {
 		t.Errorf("--no-referrers saved the referrer")
 	}
 }
+
+// A multi-platform image is verified by the index digest cosign signed,
+// though only the host's platform is saved and imported.
+func TestVerifyMultiPlatform(t *testing.T) {
+	sl := newSignedLayouts(t)
+	idx, blobs, _, _ := pullIndex(t, "verify-multi")
+	if err := sl.reg.Push(t.Context(), "library/multi", "1", idx, blobs); err != nil {
+		t.Fatal(err)
+	}
+	cosignRun(t, sl.work, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "-y",
+		sl.reg.Host+"/library/multi@"+idx.Digest.String())
+	ref := sl.reg.Host + "/library/multi:1"
+	seed := filepath.Join(t.TempDir(), "multi.tar")
+	if r := mustSave(t, namespace(t), "--plain-http", "-o", seed, ref); !strings.Contains(r.stdout, ", 1 signature") {
+		t.Errorf("save: %q", r.stdout)
+	}
+	ns := namespace(t)
+	mustImport(t, ns, "--verify-key", sl.key("cosign"), seed)
+	impAssertTargets(t, ns, map[string]digest.Digest{ref: idx.Digest})
+	impAssertUnpacked(t, ns, ref)
+}
