@@ -141,7 +141,7 @@ func onUsageError(_ context.Context, _ *cli.Command, err error, _ bool) error {
 }
 
 func newApp() *cli.Command {
-	cmds := []*cli.Command{lsCommand(), verifyCommand(), importCommand(), pullCommand(), saveCommand(), inventoryCommand(), serveCommand(), versionCommand()}
+	cmds := []*cli.Command{lsCommand(), verifyCommand(), importCommand(), pullCommand(), saveCommand(), inventoryCommand(), pushCommand(), hostsCommand(), serveCommand(), versionCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
 	}

@@ -1,0 +1,149 @@
+package pusher
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// sourced is the seeds as containerd's push reads them: every blob read
+// sequentially and verified as it streams (the seeds' verifying reader
+// fails at the end on a mismatch, before the upload is committed), and,
+// as Info, where in the target registry this run already put a blob, so
+// the docker pusher mounts it instead of sending it again.
+type sourced struct {
+	seeds fetcher.Seeds
+	run   *run
+	host  string
+}
+
+const labelSourcePrefix = "containerd.io/distribution.source."
+
+func (s *sourced) Info(ctx context.Context, d digest.Digest) (content.Info, error) {
+	n, ok := s.seeds.SizeOf(d)
+	if !ok {
+		return content.Info{}, errdefs.ErrNotFound
+	}
+	info := content.Info{Digest: d, Size: n}
+	s.run.mu.Lock()
+	if repo, ok := s.run.pushedTo[d]; ok {
+		info.Labels = map[string]string{labelSourcePrefix + s.host: repo}
+	}
+	s.run.mu.Unlock()
+	return info, nil
+}
+
+func (s *sourced) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
+	rc, err := s.seeds.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return &streamReaderAt{rc: rc, size: desc.Size}, nil
+}
+
+// streamReaderAt serves a sequential stream as the push reads it: from
+// offset 0 up, in order.
+type streamReaderAt struct {
+	rc   io.ReadCloser
+	off  int64
+	size int64
+}
+
+func (r *streamReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off != r.off {
+		return 0, io.ErrUnexpectedEOF // the push reads in order: never happens
+	}
+	n, err := io.ReadFull(r.rc, p)
+	r.off += int64(n)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (r *streamReaderAt) Size() int64  { return r.size }
+func (r *streamReaderAt) Close() error { return r.rc.Close() }
+
+// counting is the registry's pusher, counting what it sends and what the
+// registry had, and noting where each blob now is.
+type counting struct {
+	remotes.Pusher
+	run  *run
+	repo string
+
+	mu                          sync.Mutex
+	uploaded, existing, mounted int
+	bytes                       int64
+}
+
+func (c *counting) Push(ctx context.Context, d ocispec.Descriptor) (content.Writer, error) {
+	w, err := c.Pusher.Push(ctx, d)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case errdefs.IsAlreadyExists(err):
+		if manifestish(d.MediaType) {
+			break
+		}
+		if mountedFrom(d, c.repo) {
+			c.mounted++
+		} else {
+			c.existing++
+		}
+		c.note(d.Digest)
+	case err == nil:
+		if !manifestish(d.MediaType) {
+			c.uploaded++
+		}
+		return &countingWriter{Writer: w, c: c, d: d.Digest, blob: !manifestish(d.MediaType)}, nil
+	}
+	return w, err
+}
+
+func (c *counting) note(d digest.Digest) {
+	c.run.mu.Lock()
+	c.run.pushedTo[d] = c.repo
+	c.run.mu.Unlock()
+}
+
+// mountedFrom: the descriptor came with a mount candidate in another
+// repository (this run pushed the blob there), so the registry mounted it.
+func mountedFrom(d ocispec.Descriptor, repo string) bool {
+	for k, v := range d.Annotations {
+		if strings.HasPrefix(k, labelSourcePrefix) && v != repo {
+			return true
+		}
+	}
+	return false
+}
+
+type countingWriter struct {
+	content.Writer
+	c    *counting
+	d    digest.Digest
+	blob bool
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.Writer.Write(p)
+	w.c.mu.Lock()
+	w.c.bytes += int64(n)
+	w.c.mu.Unlock()
+	return n, err
+}
+
+func (w *countingWriter) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
+	err := w.Writer.Commit(ctx, size, expected, opts...)
+	if err == nil && w.blob {
+		w.c.note(w.d)
+	}
+	return err
+}

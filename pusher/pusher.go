@@ -1,0 +1,164 @@
+// Package pusher fills a site's registry from seeds: `ctr-seed push`.
+// Every named image of the seeds (and the signatures and referrers they
+// carry) is pushed with containerd's own push machinery
+// (core/remotes.PushContent through the docker resolver), the seeds as
+// the content provider; every blob is verified against its digest as it
+// streams out of the seed; what the registry has is not sent, a blob
+// pushed to another repository of the same registry in the same run is
+// mounted; manifests go after their blobs, so a corrupt seed pushes no
+// manifest under the name of the image it belongs to.
+package pusher
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/ctr-seed/ctr-seed/fetcher"
+	distref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/semaphore"
+)
+
+// Options say where a push goes.
+type Options struct {
+	// To is HOST[:PORT][/PREFIX], the site registry and a path prefix.
+	To string
+	// Flat drops the image's own registry host from the repository
+	// (hauler's layout): docker.io/library/alpine → PREFIX/library/alpine.
+	Flat bool
+	// Concurrency bounds the blobs pushed at once; default 3.
+	Concurrency int
+}
+
+// ImageResult is one image pushed (or not).
+type ImageResult struct {
+	Seed, Name, Target string // Target: the reference pushed to
+	Digest             digest.Digest
+	Uploaded, Existing int   // blobs sent, blobs the registry had
+	Mounted            int   // blobs mounted from another repository
+	Bytes              int64 // bytes sent
+	Err                error
+}
+
+// Target is where name goes under opts: HOST/PREFIX/<registry>/<path>:tag
+// (or without the registry when Flat).
+func Target(name string, opts Options) (string, error) {
+	n, err := distref.ParseNormalizedNamed(name)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %v: %w", name, err, errdefs.ErrInvalidArgument)
+	}
+	repo := distref.Domain(n) + "/" + distref.Path(n)
+	if opts.Flat {
+		repo = distref.Path(n)
+	}
+	ref := strings.TrimSuffix(opts.To, "/") + "/" + repo
+	switch r := n.(type) {
+	case distref.Canonical:
+		ref += "@" + r.Digest().String()
+	case distref.Tagged:
+		ref += ":" + r.Tag()
+	default:
+		ref += ":latest"
+	}
+	return ref, nil
+}
+
+// Push pushes every named image of seeds through resolver. Each image
+// lands or fails on its own.
+func Push(ctx context.Context, seeds fetcher.Seeds, resolver remotes.Resolver, opts Options) ([]ImageResult, error) {
+	if opts.To == "" {
+		return nil, fmt.Errorf("push: no registry to push to: %w", errdefs.ErrInvalidArgument)
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 3
+	}
+	p := &run{seeds: seeds, resolver: resolver, opts: opts, pushedTo: map[digest.Digest]string{},
+		limiter: semaphore.NewWeighted(int64(opts.Concurrency))}
+	var results []ImageResult
+	for _, s := range seeds {
+		imgs, err := s.Images(ctx)
+		if err != nil {
+			results = append(results, ImageResult{Seed: s.Path(), Err: err})
+			continue
+		}
+		for _, img := range imgs {
+			if img.Err != nil {
+				results = append(results, ImageResult{Seed: s.Path(), Digest: img.Target.Digest, Err: img.Err})
+				continue
+			}
+			for _, name := range namesOf(img) {
+				results = append(results, p.pushImage(ctx, s, name, img.Target))
+			}
+		}
+	}
+	return results, nil
+}
+
+// namesOf are the names an entry is pushed under: its own, and its
+// docker RepoTags; a referrer (no name, a subject) goes by digest into
+// its subject's repository — not yet: it is left out.
+func namesOf(img fetcher.Image) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range append([]string{img.Name}, img.RepoTags...) {
+		if full, err := fetcher.NormalizeRef(n); err == nil && n != "" && !seen[full] {
+			seen[full] = true
+			out = append(out, full)
+		}
+	}
+	return out
+}
+
+// run is one push: what it pushed where, for mounts.
+type run struct {
+	seeds    fetcher.Seeds
+	resolver remotes.Resolver
+	opts     Options
+	limiter  *semaphore.Weighted
+
+	mu       sync.Mutex
+	pushedTo map[digest.Digest]string // blob → repository (no host) it is in
+}
+
+func (p *run) pushImage(ctx context.Context, s *fetcher.Seed, name string, desc ocispec.Descriptor) ImageResult {
+	r := ImageResult{Seed: s.Path(), Name: name, Digest: desc.Digest}
+	target, err := Target(name, p.opts)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	r.Target = target
+	tn, err := distref.ParseNormalizedNamed(target)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	repo := distref.Path(tn)
+	host := distref.Domain(tn)
+	pusher, err := p.resolver.Pusher(ctx, target)
+	if err != nil {
+		r.Err = fmt.Errorf("image %s: %w", name, err)
+		return r
+	}
+	cp := &counting{Pusher: pusher, run: p, repo: repo}
+	provider := &sourced{seeds: p.seeds, run: p, host: host}
+	desc.Annotations = nil
+	err = remotes.PushContent(ctx, cp, desc, provider, p.limiter, platforms.All, nil)
+	cp.mu.Lock()
+	r.Uploaded, r.Existing, r.Mounted, r.Bytes = cp.uploaded, cp.existing, cp.mounted, cp.bytes
+	cp.mu.Unlock()
+	if err != nil {
+		r.Err = fmt.Errorf("seed %s: image %s (%s) → %s: %w", s.Path(), name, desc.Digest, target, err)
+	}
+	return r
+}
+
+// manifestish: indexes and manifests go by reference, after their blobs.
+func manifestish(mt string) bool { return images.IsManifestType(mt) || images.IsIndexType(mt) }

@@ -1,0 +1,140 @@
+package test
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctr-seed/ctr-seed/internal/testregistry"
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/test/harness"
+	digest "github.com/opencontainers/go-digest"
+)
+
+func pushRun(t *testing.T, args ...string) result {
+	t.Helper()
+	return runCtrSeed(t, harness.Cmd{Argv: append([]string{ctrSeed, "push"}, args...), Env: []string{"DOCKER_CONFIG=" + t.TempDir()}})
+}
+
+// skopeoDigest is the digest of what the registry serves for ref, as skopeo
+// reads it.
+func skopeoDigest(t *testing.T, ref string) (digest.Digest, error) {
+	t.Helper()
+	out, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+ref).Output()
+	if err != nil {
+		return "", err
+	}
+	return digest.FromBytes(out), nil
+}
+
+func uploads(reg *testregistry.Registry) int {
+	n := 0
+	for _, r := range reg.Requests() {
+		if r.Method == http.MethodPost && strings.Contains(r.Path, "/blobs/uploads") {
+			n++
+		}
+	}
+	return n
+}
+
+// push fills a real registry from seeds (OCI multi-arch, docker save),
+// keeping every digest, under HOST/PREFIX/<registry>/<path>; a second push
+// uploads nothing; layers another repository got in the same push are
+// mounted; hosts writes hosts.toml files with which stock containerd
+// nodes pull the images from the mirror, their own registry unreachable.
+func TestPushAndHosts(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	idx, blobs, _, arm := pullIndex(t, "push-multi")
+	var oci testseed.Seed
+	oci.Add("registry.local/push/multi:1", idx, blobs)
+	ociSeed := writeOCI(t, &oci, testseed.Uncompressed)
+	d := uniqueImage(t, "", impHostPlatform(), true, testseed.Gzip)
+	dockerSeed := writeDocker(t, []testseed.DockerImage{{RepoTags: []string{"registry.local/push/legacy:2"}, Built: d}}, testseed.Uncompressed)
+
+	r := pushRun(t, "--to", reg.Host+"/site", "--plain-http", ociSeed, dockerSeed)
+	if r.code != 0 {
+		t.Fatalf("push: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	multi := reg.Host + "/site/registry.local/push/multi:1"
+	if got, err := skopeoDigest(t, multi); err != nil || got != idx.Digest {
+		t.Errorf("skopeo %s: %v %s; want %s", multi, err, got, idx.Digest)
+	}
+	if got, err := skopeoDigest(t, reg.Host+"/site/registry.local/push/multi@"+arm.Manifest.Digest.String()); err != nil || got != arm.Manifest.Digest {
+		t.Errorf("the arm64 image: %v %s", err, got)
+	}
+	legacy := reg.Host + "/site/registry.local/push/legacy:2"
+	if _, err := skopeoDigest(t, legacy); err != nil {
+		t.Errorf("skopeo %s: %v", legacy, err)
+	}
+
+	// Again: nothing to send.
+	reg.Reset()
+	r = pushRun(t, "--to", reg.Host+"/site", "--plain-http", ociSeed, dockerSeed)
+	if r.code != 0 || uploads(reg) != 0 || !strings.Contains(r.stdout, ": 0 blobs uploaded") {
+		t.Errorf("second push: exit %d, %d uploads\n%s", r.code, uploads(reg), r.stdout)
+	}
+	// The same image under another name in one push: its blobs are
+	// mounted from the repository they went to first.
+	var two testseed.Seed
+	b := uniqueImage(t, "registry.local/push/first:1", impHostPlatform(), false, testseed.Gzip)
+	two.Add(b.Name, b.Manifest, b.Blobs)
+	two.Add("registry.local/push/second:1", b.Manifest, b.Blobs)
+	r = pushRun(t, "--to", reg.Host+"/site", "--plain-http", writeOCI(t, &two, testseed.Uncompressed))
+	t.Logf("mount push:\n%s", r.stdout)
+	if r.code != 0 || !strings.Contains(r.stdout, "registry.local/push/second:1 → ") || strings.Contains(r.stdout, "second:1 → "+reg.Host+"/site/registry.local/push/second:1 ("+b.Manifest.Digest.String()+"): 0 blobs uploaded, 0 already there, 0 mounted") {
+		t.Errorf("mounts: exit %d\n%s", r.code, r.stdout)
+	}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, "second:1 → ") && !strings.Contains(l, ": 0 blobs uploaded") {
+			t.Errorf("the second repository got uploads, not mounts: %s", l)
+		}
+	}
+
+	// Nodes: stock containerd, pulling through the mirror.
+	hostsDir := t.TempDir()
+	hr := runCtrSeed(t, harness.Cmd{Argv: []string{ctrSeed, "hosts", "--mirror", reg.Host + "/site", "--plain-http", "-o", hostsDir, ociSeed, dockerSeed}})
+	if hr.code != 0 {
+		t.Fatalf("hosts: exit %d: %s", hr.code, hr.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(hostsDir, "registry.local", "hosts.toml")); err != nil {
+		t.Fatal(err)
+	}
+	if again := runCtrSeed(t, harness.Cmd{Argv: []string{ctrSeed, "hosts", "--mirror", reg.Host + "/site", "-o", hostsDir, "--registry", "registry.local"}}); again.code == 0 {
+		t.Errorf("hosts overwrote an existing hosts.toml without --force")
+	}
+	for i := 0; i < 2; i++ {
+		node := harness.StartDaemon(t, harness.DaemonOptions{DisableCRI: true})
+		for ref, want := range map[string]digest.Digest{"registry.local/push/multi:1": idx.Digest} {
+			if out, err := node.Ctr(t, "-n", "default", "images", "pull", "--hosts-dir", hostsDir, ref); err != nil {
+				t.Fatalf("node %d: ctr images pull: %v\n%s", i, err, out)
+			}
+			out, _ := node.Ctr(t, "-n", "default", "images", "ls")
+			if !strings.Contains(out, want.String()) {
+				t.Errorf("node %d: %s not pulled as %s:\n%s", i, ref, want, out)
+			}
+			if snaps, _ := node.Ctr(t, "-n", "default", "snapshots", "ls"); !strings.Contains(snaps, "Committed") {
+				t.Errorf("node %d: nothing unpacked", i)
+			}
+		}
+	}
+}
+
+// A corrupt seed pushes no manifest under its image's name, and says so
+// in one line.
+func TestPushCorruptSeed(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	b := uniqueImage(t, "registry.local/push/corrupt:1", impHostPlatform(), false, testseed.Gzip)
+	s := impOciSeedOf(t, b)
+	bad := impCorrupt(t, b, s.Blobs)
+	r := pushRun(t, "--to", reg.Host, "--plain-http", writeOCI(t, s, testseed.Uncompressed))
+	el := impErrorLines(t, r.stderr, "")
+	if r.code != 1 || len(el) != 1 || !strings.Contains(el[0], bad.String()) {
+		t.Errorf("exit %d, stderr %q; want one line naming %s", r.code, r.stderr, bad)
+	}
+	if _, err := skopeoDigest(t, reg.Host+"/registry.local/push/corrupt:1"); err == nil {
+		t.Errorf("a manifest was pushed for the corrupt image")
+	}
+}
