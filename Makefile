@@ -27,13 +27,15 @@ demo:
 # bench: ctr-seed import (and --in-daemon) vs ctr images import on fresh
 # private daemons (root; not part of make test): 3 rounds on the ~200 MB
 # seed, then 1 on the ~2 GB one, to show RSS stays flat; then the bytes a
-# delta seed ships for an update (test/benchdelta). BENCH_FLAGS replaces
+# delta seed ships for an update (test/benchdelta); then push vs skopeo
+# copy of the small seed (BenchmarkPush). BENCH_FLAGS replaces
 # that plan, e.g. "-pairs 5 -size small".
 bench:
 ifeq ($(BENCH_FLAGS),)
 	$(GO) run ./test/bench -pairs 3 -size small
 	$(GO) run ./test/bench -pairs 1 -size large
 	$(GO) run ./test/benchdelta
+	$(GO) test -run '^$$' -bench '^BenchmarkPush$$' -benchtime 1x ./test/
 else
 	$(GO) run ./test/bench $(BENCH_FLAGS)
 endif

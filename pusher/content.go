@@ -42,7 +42,9 @@ func (s *sourced) Info(ctx context.Context, d digest.Digest) (content.Info, erro
 }
 
 func (s *sourced) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
-	rc, err := s.seeds.Fetch(ctx, desc)
+	// The seeds' fetcher says, of a blob a delta seed left out that the
+	// registry lacks too, which inventory it was made for.
+	rc, err := fetcher.SeedsFetcher(s.seeds).Fetch(ctx, desc)
 	if err != nil {
 		return nil, err
 	}

@@ -138,3 +138,40 @@ func TestPushCorruptSeed(t *testing.T) {
 		t.Errorf("a manifest was pushed for the corrupt image")
 	}
 }
+
+// A delta seed pushes where the registry holds what it left out; where it
+// does not, one line names the left-out blob.
+func TestPushDeltaSeed(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	v1 := uniqueImage(t, "registry.local/push/delta:1", impHostPlatform(), false, testseed.Gzip)
+	v2img := testseed.Standard("registry.local/push/delta:2", impHostPlatform(), false, testseed.Gzip)
+	v2img.Layers = append(v2img.Layers, testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "etc/test-name", Content: []byte(t.Name() + " registry.local/push/delta:1 " + impHostPlatform().Architecture)}}},
+		testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v2", Content: []byte(t.Name() + " v2")}}})
+	v2, err := testseed.Build(v2img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := namespace(t)
+	mustImport(t, node, writeOCI(t, impOciSeedOf(t, v1), testseed.Uncompressed))
+	inv := filepath.Join(t.TempDir(), "node.json")
+	if r := ctrSeedRun(t, node, "inventory", "-o", inv); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	delta := filepath.Join(t.TempDir(), "delta.tar")
+	mustSave(t, node, "--offline", "--seed", writeOCI(t, impOciSeedOf(t, v2), testseed.Uncompressed), "--have", inv, "-o", delta, v2.Name)
+	// The registry lacks v1's layers: refused, naming one.
+	r := pushRun(t, "--to", reg.Host, "--plain-http", delta)
+	if r.code != 1 || !strings.Contains(r.stderr, "left out of this delta seed") {
+		t.Errorf("delta into an empty registry: exit %d, %q", r.code, r.stderr)
+	}
+	// With v1 pushed first, into the same repository: the delta goes.
+	if r := pushRun(t, "--to", reg.Host, "--plain-http", writeOCI(t, impOciSeedOf(t, v1), testseed.Uncompressed)); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if r := pushRun(t, "--to", reg.Host, "--plain-http", delta); r.code != 0 {
+		t.Errorf("delta where the registry holds the rest: exit %d, %q", r.code, r.stderr)
+	}
+	if got, err := skopeoDigest(t, reg.Host+"/registry.local/push/delta:2"); err != nil || got != v2.Manifest.Digest {
+		t.Errorf("skopeo: %v %s; want %s", err, got, v2.Manifest.Digest)
+	}
+}
