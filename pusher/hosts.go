@@ -46,7 +46,7 @@ func WriteHosts(dir string, registries []string, o HostsOptions) ([]string, erro
 			path += "/" + prefix
 		}
 		if !o.Flat {
-			path += "/" + reg
+			path += "/" + PathOf(reg)
 		}
 		body := fmt.Sprintf(`# Written by ctr-seed hosts: pull %s's images from the site mirror %s
 # first (the layout ctr-seed push wrote there), then from %s itself.

@@ -44,17 +44,23 @@ type ImageResult struct {
 	Uploaded, Existing int   // blobs sent, blobs the registry had
 	Mounted            int   // blobs mounted from another repository
 	Bytes              int64 // bytes sent
-	Err                error
+	// Partial counts the manifests an index names that the seed does
+	// not hold (other platforms): not pushed.
+	Partial int
+	Err     error
 }
 
 // Target is where name goes under opts: HOST/PREFIX/<registry>/<path>:tag
 // (or without the registry when Flat).
+//
+// A registry with a port (registry.local:5000) is a path component
+// registry.local_5000: a repository path cannot hold a colon.
 func Target(name string, opts Options) (string, error) {
 	n, err := distref.ParseNormalizedNamed(name)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %v: %w", name, err, errdefs.ErrInvalidArgument)
 	}
-	repo := distref.Domain(n) + "/" + distref.Path(n)
+	repo := PathOf(distref.Domain(n)) + "/" + distref.Path(n)
 	if opts.Flat {
 		repo = distref.Path(n)
 	}
@@ -69,6 +75,9 @@ func Target(name string, opts Options) (string, error) {
 	}
 	return ref, nil
 }
+
+// PathOf is registry's name as a component of a repository path.
+func PathOf(registry string) string { return strings.ReplaceAll(registry, ":", "_") }
 
 // Push pushes every named image of seeds through resolver. Each image
 // lands or fails on its own.
@@ -137,7 +146,7 @@ func (p *run) pushImage(ctx context.Context, s *fetcher.Seed, name string, desc 
 	r.Target = target
 	tn, err := distref.ParseNormalizedNamed(target)
 	if err != nil {
-		r.Err = err
+		r.Err = fmt.Errorf("seed %s: image %s: target %s: %v: %w", s.Path(), name, target, err, errdefs.ErrInvalidArgument)
 		return r
 	}
 	repo := distref.Path(tn)
@@ -150,7 +159,29 @@ func (p *run) pushImage(ctx context.Context, s *fetcher.Seed, name string, desc 
 	cp := &counting{Pusher: pusher, run: p, repo: repo}
 	provider := &sourced{seeds: p.seeds, run: p, host: host}
 	desc.Annotations = nil
-	err = remotes.PushContent(ctx, cp, desc, provider, p.limiter, platforms.All, nil)
+	// An index whose other platforms the seed left out (save's default):
+	// push what the seed holds; the index itself keeps its digest.
+	present := func(h images.Handler) images.Handler {
+		return images.HandlerFunc(func(ctx context.Context, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+			children, err := h.Handle(ctx, d)
+			if err != nil || !images.IsIndexType(d.MediaType) {
+				return children, err
+			}
+			kept := children[:0]
+			for _, c := range children {
+				if p.seeds.Has(c) {
+					kept = append(kept, c)
+				} else {
+					r.Partial++
+				}
+			}
+			return kept, nil
+		})
+	}
+	err = remotes.PushContent(ctx, cp, desc, provider, p.limiter, platforms.All, present)
+	if err != nil && r.Partial > 0 {
+		err = fmt.Errorf("%w (the seed holds %d fewer platform manifests than its index names, and this registry refuses an index whose manifests it lacks: save the seed with --all-platforms)", err, r.Partial)
+	}
 	cp.mu.Lock()
 	r.Uploaded, r.Existing, r.Mounted, r.Bytes = cp.uploaded, cp.existing, cp.mounted, cp.bytes
 	cp.mu.Unlock()

@@ -19,6 +19,7 @@ func TestTarget(t *testing.T) {
 		{"alpine", "mirror:5000", false, "mirror:5000/docker.io/library/alpine:latest"},
 		{"ghcr.io/org/app@sha256:" + strings.Repeat("a", 64), "m/p/", false, "m/p/ghcr.io/org/app@sha256:" + strings.Repeat("a", 64)},
 		{"docker.io/library/alpine:3.20", "mirror:5000/site", true, "mirror:5000/site/library/alpine:3.20"},
+		{"registry.local:5000/app:1", "mirror:5000", false, "mirror:5000/registry.local_5000/app:1"},
 	} {
 		got, err := Target(tc.name, Options{To: tc.to, Flat: tc.flat})
 		if err != nil || got != tc.want {

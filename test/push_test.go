@@ -175,3 +175,30 @@ func TestPushDeltaSeed(t *testing.T) {
 		t.Errorf("skopeo: %v %s; want %s", err, got, v2.Manifest.Digest)
 	}
 }
+
+// A seed holding one platform of a multi-platform index (save's default)
+// cannot be pushed keeping the index's digest into a registry that checks
+// an index's manifests: one line says so and what to do; a registry host
+// with a port is a path component of its own (registry_port).
+func TestPushPartialIndex(t *testing.T) {
+	idx, blobs, _, _ := pullIndex(t, "push-partial")
+	reg := pullRegistry(t, testregistry.Options{}, "library/app", "1", idx, blobs)
+	out := filepath.Join(t.TempDir(), "app.tar")
+	mustSave(t, namespace(t), "--plain-http", "-o", out, reg.Host+"/library/app:1")
+	site := testregistry.Start(t, testregistry.Options{})
+	r := pushRun(t, "--to", site.Host, "--plain-http", out)
+	el := impErrorLines(t, r.stderr, "")
+	portPath := strings.ReplaceAll(reg.Host, ":", "_")
+	if r.code != 1 || len(el) != 1 || !strings.Contains(el[0], "→ "+site.Host+"/"+portPath+"/library/app:1") ||
+		!strings.Contains(el[0], "the seed holds 1 fewer platform manifests than its index names") || !strings.Contains(el[0], "--all-platforms") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	all := filepath.Join(t.TempDir(), "all.tar")
+	mustSave(t, namespace(t), "--plain-http", "--all-platforms", "-o", all, reg.Host+"/library/app:1")
+	if r := pushRun(t, "--to", site.Host, "--plain-http", all); r.code != 0 {
+		t.Errorf("push of the whole index: exit %d, %q", r.code, r.stderr)
+	}
+	if got, err := skopeoDigest(t, site.Host+"/"+portPath+"/library/app:1"); err != nil || got != idx.Digest {
+		t.Errorf("skopeo: %v %s; want %s", err, got, idx.Digest)
+	}
+}
