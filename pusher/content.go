@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/internal/blobprogress"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -78,8 +79,9 @@ func (r *streamReaderAt) Close() error { return r.rc.Close() }
 // registry had, and noting where each blob now is.
 type counting struct {
 	remotes.Pusher
-	run  *run
-	repo string
+	run      *run
+	repo     string
+	progress blobprogress.Observer
 
 	mu                          sync.Mutex
 	uploaded, existing, mounted int
@@ -102,10 +104,12 @@ func (c *counting) Push(ctx context.Context, d ocispec.Descriptor) (content.Writ
 		}
 		c.note(d.Digest)
 	case err == nil:
-		if !manifestish(d.MediaType) {
+		blob := !manifestish(d.MediaType)
+		if blob {
 			c.uploaded++
+			c.progress.BlobStarted(d.Digest, d.Size, "seed")
 		}
-		return &countingWriter{Writer: w, c: c, d: d.Digest, blob: !manifestish(d.MediaType)}, nil
+		return &countingWriter{Writer: w, c: c, d: d.Digest, blob: blob}, nil
 	}
 	return w, err
 }
@@ -139,13 +143,19 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	w.c.mu.Lock()
 	w.c.bytes += int64(n)
 	w.c.mu.Unlock()
+	if w.blob && n > 0 {
+		w.c.progress.BlobProgress(w.d, int64(n))
+	}
 	return n, err
 }
 
 func (w *countingWriter) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
 	err := w.Writer.Commit(ctx, size, expected, opts...)
-	if err == nil && w.blob {
-		w.c.note(w.d)
+	if w.blob {
+		if err == nil {
+			w.c.note(w.d)
+		}
+		w.c.progress.BlobDone(w.d, err)
 	}
 	return err
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/internal/blobprogress"
 	distref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -35,6 +36,8 @@ type Options struct {
 	Flat bool
 	// Concurrency bounds the blobs pushed at once; default 3.
 	Concurrency int
+	// Progress is told of every blob uploaded; nil: nothing is.
+	Progress blobprogress.Observer
 }
 
 // ImageResult is one image pushed (or not).
@@ -156,7 +159,7 @@ func (p *run) pushImage(ctx context.Context, s *fetcher.Seed, name string, desc 
 		r.Err = fmt.Errorf("image %s: %w", name, err)
 		return r
 	}
-	cp := &counting{Pusher: pusher, run: p, repo: repo}
+	cp := &counting{Pusher: pusher, run: p, repo: repo, progress: blobprogress.Or(p.opts.Progress)}
 	provider := &sourced{seeds: p.seeds, run: p, host: host}
 	desc.Annotations = nil
 	// An index whose other platforms the seed left out (save's default):

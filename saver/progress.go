@@ -7,7 +7,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
-	digest "github.com/opencontainers/go-digest"
+	"github.com/ctr-seed/ctr-seed/internal/blobprogress"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -18,21 +18,10 @@ const (
 	FromRegistry   = "registry"
 )
 
-// Progress is told which blobs a save copies into the seed; it must be
-// safe for concurrent use. Indexes and manifests (kilobytes, also read
-// while the exporter walks the images) are not reported.
-type Progress interface {
-	BlobStarted(d digest.Digest, size int64, from string)
-	BlobProgress(d digest.Digest, n int64)
-	// BlobDone: every byte of d was copied (err nil), or the copy stopped.
-	BlobDone(d digest.Digest, err error)
-}
-
-type nopProgress struct{}
-
-func (nopProgress) BlobStarted(digest.Digest, int64, string) {}
-func (nopProgress) BlobProgress(digest.Digest, int64)        {}
-func (nopProgress) BlobDone(digest.Digest, error)            {}
+// Progress is told which blobs a save copies into the seed. Indexes and
+// manifests (kilobytes, also read while the exporter walks the images)
+// are not reported.
+type Progress = blobprogress.Observer
 
 // reported wraps ra so that p sees the copy of desc; a manifest or index
 // is returned as it is.
@@ -73,9 +62,4 @@ func (r *progressReaderAt) Close() error {
 }
 
 // progressOf is p, or one that ignores everything.
-func progressOf(p Progress) Progress {
-	if p == nil {
-		return nopProgress{}
-	}
-	return p
-}
+func progressOf(p Progress) Progress { return blobprogress.Or(p) }

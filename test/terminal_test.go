@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
@@ -87,5 +88,26 @@ func TestTerminalSave(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no %q line on the final screen:\n%s", want, screen)
+	}
+}
+
+// push on a terminal: bars for the uploads, the per-image line and the
+// summary whole on the final screen once they stop.
+func TestTerminalPush(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	b := uniqueImage(t, "registry.local/terminal/push:1", impHostPlatform(), false, testseed.Gzip)
+	seed := writeOCI(t, impOciSeedOf(t, b), testseed.Uncompressed)
+	screen, code := harness.Screen(t, []string{ctrSeed, "push", "--plain-http", "--to", reg.Host, seed}, 160, 40, time.Minute)
+	if code != 0 {
+		t.Fatalf("exit %d; screen:\n%s", code, screen)
+	}
+	if !strings.Contains(screen, "pushed registry.local/terminal/push:1 → "+reg.Host+"/registry.local/terminal/push:1") ||
+		!strings.Contains(screen, "pushed 1 of 1 images to "+reg.Host) {
+		t.Errorf("lines missing on the final screen:\n%s", screen)
+	}
+	for _, l := range strings.Split(screen, "\n") {
+		if harness.WroteRE.MatchString(l) {
+			t.Errorf("a plain wrote line on a terminal: %q", l)
+		}
 	}
 }

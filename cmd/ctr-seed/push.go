@@ -50,29 +50,30 @@ func runPush(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	results, err := pusher.Push(ctx, seeds, resolver, pusher.Options{To: cmd.String("to"), Flat: cmd.Bool("flat")})
+	o := newOutput(cmd)
+	defer o.Close()
+	results, err := pusher.Push(ctx, seeds, resolver, pusher.Options{To: cmd.String("to"), Flat: cmd.Bool("flat"), Progress: saveProgress{o}})
 	if err != nil {
 		return err
 	}
-	out, errw := cmd.Root().Writer, cmd.Root().ErrWriter
 	failed := 0
 	var up, have, mounted int
 	var sent int64
 	for _, r := range results {
 		if r.Err != nil {
 			failed++
-			fmt.Fprintf(errw, "ctr-seed: %s\n", oneLine(r.Err))
+			o.line(o.errw, fmt.Sprintf("ctr-seed: %s\n", oneLine(r.Err)))
 			continue
 		}
 		up, have, mounted, sent = up+r.Uploaded, have+r.Existing, mounted+r.Mounted, sent+r.Bytes
 		if !cmd.Bool("quiet") {
-			fmt.Fprintf(out, "pushed %s → %s (%s): %d blobs uploaded, %d already there, %d mounted, %s sent\n",
-				r.Name, r.Target, r.Digest, r.Uploaded, r.Existing, r.Mounted, sizeText(r.Bytes))
+			o.line(o.out, fmt.Sprintf("pushed %s → %s (%s): %d blobs uploaded, %d already there, %d mounted, %s sent\n",
+				r.Name, r.Target, r.Digest, r.Uploaded, r.Existing, r.Mounted, sizeText(r.Bytes)))
 		}
 	}
 	if !cmd.Bool("quiet") {
-		fmt.Fprintf(out, "pushed %d of %d images to %s: %d blobs uploaded, %d already there, %d mounted, %s sent\n",
-			len(results)-failed, len(results), cmd.String("to"), up, have, mounted, sizeText(sent))
+		o.line(o.out, fmt.Sprintf("pushed %d of %d images to %s: %d blobs uploaded, %d already there, %d mounted, %s sent\n",
+			len(results)-failed, len(results), cmd.String("to"), up, have, mounted, sizeText(sent)))
 	}
 	if failed > 0 {
 		return &importer.FailedError{Failed: failed, Total: len(results)}

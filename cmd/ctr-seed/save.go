@@ -121,8 +121,8 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 	return nil
 }
 
-// saveProgress shows a save's blobs as an import's are shown: a bar each
-// on a terminal, a "wrote" line each otherwise.
+// saveProgress shows a save's (or a push's) blobs as an import's are
+// shown: a bar each on a terminal, a "wrote" line each otherwise.
 type saveProgress struct{ o *output }
 
 func (p saveProgress) BlobStarted(d digest.Digest, size int64, from string) {
