@@ -122,7 +122,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(b.seedsDir)
 	defer b.cleanup()
-	fmt.Printf("containerd %s, %s, %d CPUs, drop caches before each run: %v\n", bins.Version, runtime.Version(), runtime.NumCPU(), b.drop)
+	fmt.Printf("containerd %s, %s, %d CPUs, drop caches before each run: %v, pigz on PATH: %v\n", bins.Version, runtime.Version(), runtime.NumCPU(), b.drop, pigzPresent())
 	if b.freshFS {
 		// Room for every daemon of the bench: content and snapshots, each
 		// about twice the seed, for 3 tools × 2 daemons a round, plus one.
@@ -169,6 +169,11 @@ func (b *bench) run(ctx context.Context) error {
 				return err
 			}
 		}
+		s, err := b.floor(ctx)
+		if err != nil {
+			return err
+		}
+		b.res.add(caseFresh, toolFloor, s)
 		for _, t := range order {
 			if err := b.noUnpack(ctx, t); err != nil {
 				return err

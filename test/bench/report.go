@@ -91,6 +91,20 @@ func (b *bench) report(w io.Writer) {
 			}
 		}
 	}
+	if fl := b.res[caseFresh][toolFloor]; len(fl) > 0 {
+		floor := median(fl, wallOf).Seconds()
+		fmt.Fprintf(w, "against the floor (%s: copy the layer blobs, decompress and untar them all at once, sync; median %.2fs):\n",
+			strings.Fields(decompressor())[0], floor)
+		for _, t := range b.tools {
+			if ss := b.res[caseFresh][t.name]; len(ss) > 0 {
+				r := median(ss, wallOf).Seconds() / floor
+				fmt.Fprintf(w, "  %-9s %-10s %.2f× the floor (target ≤ 1.2×)\n", t.name, caseFresh, r)
+				if r > 1.2 && t.name != "ctr" {
+					missed = append(missed, fmt.Sprintf("TARGET MISSED: %s %s = %.2f× the floor, target ≤ 1.2×", t.name, caseFresh, r))
+				}
+			}
+		}
+	}
 	var peak int64
 	for _, c := range cases {
 		peak = max(peak, maxRSS(b.res[c]["ctr-seed"]))
