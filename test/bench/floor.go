@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,16 +21,23 @@ const toolFloor = "floor"
 // decompressor is what the floor decompresses gzip with: unpigz when pigz
 // is on PATH (containerd uses it then), else gzip.
 func decompressor() string {
+	if !pigzUsed() {
+		return "gzip -dc"
+	}
 	if p, err := exec.LookPath("unpigz"); err == nil {
 		return p + " -dc"
 	}
-	if p, err := exec.LookPath("pigz"); err == nil {
-		return p + " -dc"
-	}
-	return "gzip -dc"
+	p, _ := exec.LookPath("pigz")
+	return p + " -dc"
 }
 
-func pigzPresent() bool {
+// pigzUsed: pigz is on PATH and not disabled with CONTAINERD_DISABLE_PIGZ
+// (which containerd, and so ctr, honour: make bench runs the small seed
+// both ways).
+func pigzUsed() bool {
+	if v, _ := strconv.ParseBool(os.Getenv("CONTAINERD_DISABLE_PIGZ")); v {
+		return false
+	}
 	_, err := exec.LookPath("pigz")
 	return err == nil
 }

@@ -122,7 +122,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(b.seedsDir)
 	defer b.cleanup()
-	fmt.Printf("containerd %s, %s, %d CPUs, drop caches before each run: %v, pigz on PATH: %v\n", bins.Version, runtime.Version(), runtime.NumCPU(), b.drop, pigzPresent())
+	fmt.Printf("containerd %s, %s, %d CPUs, drop caches before each run: %v, pigz used by containerd: %v\n", bins.Version, runtime.Version(), runtime.NumCPU(), b.drop, pigzUsed())
 	if b.freshFS {
 		// Room for every daemon of the bench: content and snapshots, each
 		// about twice the seed, for 3 tools × 2 daemons a round, plus one.
