@@ -51,12 +51,13 @@ var quietLogs sync.Once
 // stops it at t.Cleanup.
 //
 // The registry logs through the global logrus logger; Start lowers its level
-// to Error (once per process) to keep test output quiet.
+// to Fatal (once per process): it logs every 404 answer (a push's existence
+// check) at Error, which is noise in test and bench output.
 func Start(t testing.TB, opts Options) *Registry {
 	t.Helper()
 	quietLogs.Do(func() {
-		if logrus.GetLevel() > logrus.ErrorLevel {
-			logrus.SetLevel(logrus.ErrorLevel)
+		if logrus.GetLevel() > logrus.FatalLevel {
+			logrus.SetLevel(logrus.FatalLevel)
 		}
 	})
 
