@@ -133,3 +133,48 @@ func addConfig(tw *tar.Writer) (int, error) {
 	}
 	return len(names), nil
 }
+
+// addLibs adds n files of size bytes each under usr/lib/bench, as a tree
+// of shared libraries is: big files, about half of each compressible
+// (text, symbol tables) and half not (code), the same on every machine.
+func addLibs(tw *tar.Writer, n int, size int64) (int, error) {
+	if err := addParents(tw, "usr/lib/bench"); err != nil {
+		return 0, err
+	}
+	rng := rand.NewChaCha8([32]byte{'l', 'i', 'b', 's'})
+	text := []byte(strings.Repeat("_ZN4core3ptr13drop_in_place17h_symbol_table_entry_", 1<<10))
+	for i := range n {
+		name := fmt.Sprintf("usr/lib/bench/lib%03d.so.1", i)
+		if err := tw.WriteHeader(header(name, tar.TypeReg, 0o755, size, "")); err != nil {
+			return 0, err
+		}
+		for left := size; left > 0; {
+			chunk := min(left, int64(len(text)))
+			if _, err := io.CopyN(tw, rng, chunk/2); err != nil {
+				return 0, err
+			}
+			if _, err := tw.Write(text[:chunk-chunk/2]); err != nil {
+				return 0, err
+			}
+			left -= chunk
+		}
+	}
+	return n, nil
+}
+
+// addWhiteouts deletes, as a later layer does, a file of each of the
+// layers below it and replaces one directory wholesale (an opaque
+// whiteout), so the applier's whiteout paths are timed too.
+func addWhiteouts(tw *tar.Writer) (int, error) {
+	for _, d := range []string{"usr/lib/bench", "usr/local/go/bin", "opt/bench"} {
+		if err := addParents(tw, d); err != nil {
+			return 0, err
+		}
+	}
+	for _, n := range []string{"usr/lib/bench/.wh.lib000.so.1", "usr/local/go/bin/.wh.gofmt", "opt/bench/.wh..wh..opq"} {
+		if err := tw.WriteHeader(header(n, tar.TypeReg, 0o644, 0, "")); err != nil {
+			return 0, err
+		}
+	}
+	return 3, nil
+}

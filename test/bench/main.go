@@ -39,7 +39,7 @@ import (
 
 func main() {
 	pairs := flag.Int("pairs", 3, "rounds: each runs every tool once, in rotating order")
-	size := flag.String("size", "small", "seed size: small (~200 MB) or large (~2 GB, for RSS flatness)")
+	size := flag.String("size", "small", "seed: small (~200 MB, many small files), large (~2 GB, for RSS flatness) or bigfiles (~400 MB of big files and a whiteout layer)")
 	verbose := flag.Bool("v", false, "print each tool's output")
 	drop := flag.Bool("drop-caches", true, "sync and drop the kernel's caches before each run (see settle)")
 	fresh := flag.Bool("fresh-fs", true, "run the daemons on a new loop-mounted ext4 (see freshFS); false: in $TMPDIR")

@@ -46,6 +46,9 @@ type layerInfo struct {
 var sizes = map[string]int64{
 	"small": 150 << 20,
 	"large": 1900 << 20,
+	// bigfiles: 240 library-like files of 2 MiB, the Go toolchain's
+	// binaries, 128 MiB of incompressible data and a whiteout layer.
+	"bigfiles": 128 << 20,
 }
 
 // ensureSeed returns the cached seed for size, building it if absent. A
@@ -53,7 +56,7 @@ var sizes = map[string]int64{
 func ensureSeed(ctx context.Context, dir, size string) (seedInfo, bool, error) {
 	randSize, ok := sizes[size]
 	if !ok {
-		return seedInfo{}, false, fmt.Errorf("-size %q: want small or large", size)
+		return seedInfo{}, false, fmt.Errorf("-size %q: want small, large or bigfiles", size)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return seedInfo{}, false, err
@@ -78,7 +81,7 @@ func ensureSeed(ctx context.Context, dir, size string) (seedInfo, bool, error) {
 			os.Remove(o)
 		}
 	}
-	info, err := buildSeed(ctx, dir, path, randSize)
+	info, err := buildSeed(ctx, dir, path, size, randSize)
 	if err != nil {
 		return info, false, err
 	}
@@ -111,15 +114,16 @@ func readInfo(path, meta string) (seedInfo, error) {
 
 // buildSeed writes the four layers in parallel to temp files, then the OCI
 // layout tar around them. No layer is ever held in memory.
-func buildSeed(ctx context.Context, dir, path string, randSize int64) (seedInfo, error) {
+func buildSeed(ctx context.Context, dir, path, size string, randSize int64) (seedInfo, error) {
 	goroot := runtime.GOROOT()
 	if out, err := goEnv("GOROOT"); err == nil && out != "" {
 		goroot = out
 	}
-	builders := []struct {
+	type builder struct {
 		name string
 		fill func(*tar.Writer) (int, error)
-	}{
+	}
+	builders := []builder{
 		{"go-src", func(tw *tar.Writer) (int, error) {
 			return addTree(tw, filepath.Join(goroot, "src"), "usr/local/go/src")
 		}},
@@ -128,6 +132,22 @@ func buildSeed(ctx context.Context, dir, path string, randSize int64) (seedInfo,
 		}},
 		{"random", func(tw *tar.Writer) (int, error) { return addRandom(tw, randSize) }},
 		{"config", addConfig},
+	}
+	if size == "bigfiles" {
+		builders = []builder{
+			{"libs", func(tw *tar.Writer) (int, error) { return addLibs(tw, 240, 2<<20) }},
+			{"go-bin", func(tw *tar.Writer) (int, error) {
+				n, err := addTree(tw, filepath.Join(goroot, "pkg", "tool"), "usr/local/go/pkg/tool")
+				if err != nil {
+					return n, err
+				}
+				m, err := addTree(tw, filepath.Join(goroot, "bin"), "usr/local/go/bin")
+				return n + m, err
+			}},
+			{"random", func(tw *tar.Writer) (int, error) { return addRandom(tw, randSize) }},
+			{"whiteouts", addWhiteouts},
+			{"config", addConfig},
+		}
 	}
 	layers := make([]layerInfo, len(builders))
 	var g errgroup.Group
