@@ -26,8 +26,8 @@ demo:
 
 # bench: ctr-seed import (and --in-daemon) vs ctr images import on fresh
 # private daemons (root; not part of make test), and the floor: 3 rounds on
-# the ~200 MB seed with pigz (when on PATH) and 3 with it disabled, then 1
-# on the ~2 GB one, to show RSS stays flat; then the bytes a
+# the ~200 MB seed with pigz (when on PATH) and 3 with it disabled, 3 on
+# the ~400 MB seed of big files, then 1 on the ~2 GB one (RSS stays flat); then the bytes a
 # delta seed ships for an update (test/benchdelta); then push vs skopeo
 # copy of the small seed (BenchmarkPush). BENCH_FLAGS replaces
 # that plan, e.g. "-pairs 5 -size small".
@@ -35,6 +35,7 @@ bench:
 ifeq ($(BENCH_FLAGS),)
 	$(GO) run ./test/bench -pairs 3 -size small
 	CONTAINERD_DISABLE_PIGZ=1 $(GO) run ./test/bench -pairs 3 -size small
+	$(GO) run ./test/bench -pairs 3 -size bigfiles
 	$(GO) run ./test/bench -pairs 1 -size large
 	$(GO) run ./test/benchdelta
 	$(GO) test -run '^$$' -bench '^BenchmarkPush$$' -benchtime 1x ./test/
