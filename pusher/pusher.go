@@ -100,13 +100,18 @@ func Push(ctx context.Context, seeds fetcher.Seeds, resolver remotes.Resolver, o
 			results = append(results, ImageResult{Seed: s.Path(), Err: err})
 			continue
 		}
+		refs := referrersOf(imgs)
 		for _, img := range imgs {
 			if img.Err != nil {
 				results = append(results, ImageResult{Seed: s.Path(), Digest: img.Target.Digest, Err: img.Err})
 				continue
 			}
 			for _, name := range namesOf(img) {
-				results = append(results, p.pushImage(ctx, s, name, img.Target))
+				r := p.pushImage(ctx, s, name, img.Target)
+				results = append(results, r)
+				if rs := refs[img.Target.Digest]; r.Err == nil && len(rs) > 0 {
+					results = append(results, p.pushReferrers(ctx, s, name, img.Target.Digest, rs)...)
+				}
 			}
 		}
 	}
@@ -114,8 +119,8 @@ func Push(ctx context.Context, seeds fetcher.Seeds, resolver remotes.Resolver, o
 }
 
 // namesOf are the names an entry is pushed under: its own, and its
-// docker RepoTags; a referrer (no name, a subject) goes by digest into
-// its subject's repository — not yet: it is left out.
+// docker RepoTags; a referrer (no name, a subject) has none: it goes by
+// digest with its subject (referrers.go).
 func namesOf(img fetcher.Image) []string {
 	seen := map[string]bool{}
 	var out []string

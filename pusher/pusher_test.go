@@ -67,3 +67,16 @@ func TestWriteHosts(t *testing.T) {
 		t.Error("a registry name with a path taken")
 	}
 }
+
+func TestLocator(t *testing.T) {
+	for in, want := range map[string]string{
+		"host:5000/a/b:1": "host:5000/a/b",
+		"host:5000/a/b@sha256:" + strings.Repeat("0", 64): "host:5000/a/b",
+		"host/a/b":      "host/a/b",
+		"host:5000/a/b": "host:5000/a/b",
+	} {
+		if got := locator(in); got != want {
+			t.Errorf("locator(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -400,6 +400,17 @@ func TestSaveCarriesReferrers(t *testing.T) {
 	if out := ctr(t, ns, "content", "ls", "-q"); !strings.Contains(out, md.Digest.String()) || !strings.Contains(out, ld.Digest.String()) {
 		t.Errorf("the referrer %s (and its SBOM) not in the content store", md.Digest)
 	}
+	// push carries it on: by digest beside its image, listed in the
+	// fallback tag, so a save from the site registry finds it again.
+	site := testregistry.Start(t, testregistry.Options{})
+	if r := pushRun(t, "--to", site.Host, "--plain-http", seed); r.code != 0 {
+		t.Fatalf("push: exit %d: %s", r.code, r.stderr)
+	}
+	again := filepath.Join(t.TempDir(), "again.tar")
+	mustSave(t, namespace(t), "--plain-http", "-o", again, site.Host+"/"+strings.ReplaceAll(reg.Host, ":", "_")+"/library/referred:1")
+	if !strings.Contains(testutil.TarFiles(t, mustRead(t, again))["index.json"], md.Digest.String()) {
+		t.Errorf("the site registry's copy lacks the referrer %s", md.Digest)
+	}
 	bare := filepath.Join(t.TempDir(), "bare.tar")
 	mustSave(t, namespace(t), "--plain-http", "--no-referrers", "-o", bare, ref)
 	if strings.Contains(testutil.TarFiles(t, mustRead(t, bare))["index.json"], md.Digest.String()) {
