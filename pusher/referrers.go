@@ -139,4 +139,3 @@ func lastIndexAny(s, chars string) int {
 	}
 	return -1
 }
-
