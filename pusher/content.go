@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -43,9 +44,17 @@ func (s *sourced) Info(ctx context.Context, d digest.Digest) (content.Info, erro
 }
 
 func (s *sourced) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
-	// The seeds' fetcher says, of a blob a delta seed left out that the
-	// registry lacks too, which inventory it was made for.
-	rc, err := fetcher.SeedsFetcher(s.seeds).Fetch(ctx, desc)
+	// Only a blob the registry lacks is read: one a delta seed left out
+	// is then missing on both sides.
+	for _, seed := range s.seeds {
+		if base, ok := seed.Omits(ctx, desc.Digest); ok {
+			if _, held := seed.Has(desc.Digest); !held {
+				return nil, fmt.Errorf("blob %s: left out of this delta seed, made for inventory %s; not in the registry either (push the base first): %w",
+					desc.Digest, base, errdefs.ErrNotFound)
+			}
+		}
+	}
+	rc, err := s.seeds.Fetch(ctx, desc)
 	if err != nil {
 		return nil, err
 	}

@@ -161,7 +161,7 @@ func TestPushDeltaSeed(t *testing.T) {
 	mustSave(t, node, "--offline", "--seed", writeOCI(t, impOciSeedOf(t, v2), testseed.Uncompressed), "--have", inv, "-o", delta, v2.Name)
 	// The registry lacks v1's layers: refused, naming one.
 	r := pushRun(t, "--to", reg.Host, "--plain-http", delta)
-	if r.code != 1 || !strings.Contains(r.stderr, "left out of this delta seed") {
+	if r.code != 1 || !strings.Contains(r.stderr, "left out of this delta seed, made for inventory") || !strings.Contains(r.stderr, "not in the registry either (push the base first)") {
 		t.Errorf("delta into an empty registry: exit %d, %q", r.code, r.stderr)
 	}
 	// With v1 pushed first, into the same repository: the delta goes.
