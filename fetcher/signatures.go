@@ -51,6 +51,12 @@ var AttachmentSuffixes = map[string]string{"sig": CosignSigs, "att": CosignAtts,
 // its signatures (SignatureManifests), attestations and SBOMs, tagged as
 // cosign v2 tags them, or cosign save's untagged entries.
 func (s *Seed) Attachments(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
+	return s.attachments(ctx, d, "sig", "att", "sbom")
+}
+
+// attachments are the seed's entries that are d's attachments of any of
+// the kinds (tag suffixes), each once, as its index lists them.
+func (s *Seed) attachments(ctx context.Context, d digest.Digest, suffixes ...string) ([]ocispec.Descriptor, error) {
 	imgs, err := s.Images(ctx)
 	if err != nil {
 		return nil, err
@@ -61,7 +67,7 @@ func (s *Seed) Attachments(ctx context.Context, d digest.Digest) ([]ocispec.Desc
 		if img.Err != nil || seen[img.Target.Digest] {
 			continue
 		}
-		for suffix := range AttachmentSuffixes {
+		for _, suffix := range suffixes {
 			if isAttachmentFor(img, d, suffix) {
 				seen[img.Target.Digest] = true
 				out = append(out, img.Target)
@@ -94,25 +100,8 @@ func (s *Seed) Signatures(ctx context.Context, d digest.Digest) ([]Signature, er
 // SignatureManifests are the seed's signature manifests for the image d
 // (see Signatures), each once, as its index lists them.
 func (s *Seed) SignatureManifests(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
-	imgs, err := s.Images(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []ocispec.Descriptor
-	seen := map[digest.Digest]bool{}
-	for _, img := range imgs {
-		if img.Err != nil || seen[img.Target.Digest] || !isSignatureFor(img, d) {
-			continue
-		}
-		seen[img.Target.Digest] = true
-		out = append(out, img.Target)
-	}
-	return out, nil
+	return s.attachments(ctx, d, "sig")
 }
-
-// isSignatureFor: the entry is tagged as d's signatures, or is a sigs
-// entry of cosign's layout, which names no image.
-func isSignatureFor(img Image, d digest.Digest) bool { return isAttachmentFor(img, d, "sig") }
 
 // isAttachmentFor: the entry is tagged as d's attachment of kind suffix,
 // or is such an entry of cosign's (or hauler's) layout, naming no image.

@@ -1,9 +1,6 @@
 package test
 
 import (
-	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,22 +10,6 @@ import (
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
-
-// cosignRun runs the real cosign (built from test/tools' pin) in dir, with
-// an empty key password and no docker config of the developer's.
-func cosignRun(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.Cosign(t), args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=", "DOCKER_CONFIG="+t.TempDir(), "TUF_ROOT="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // A layout `cosign save` wrote (an image signed with a key, pushed to a
 // real registry, saved with its signatures) is a seed: the image, which
@@ -42,10 +23,10 @@ func TestCosignSaveLayout(t *testing.T) {
 	}
 	work := t.TempDir()
 	ref := reg.Host + "/library/signed@" + b.Manifest.Digest.String()
-	cosignRun(t, work, "generate-key-pair")
-	cosignRun(t, work, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "-y", ref)
+	harness.CosignRun(t, work, "generate-key-pair")
+	harness.CosignRun(t, work, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "-y", ref)
 	layout := filepath.Join(work, "saved")
-	cosignRun(t, work, "save", "--allow-http-registry", "--dir", layout, reg.Host+"/library/signed:1")
+	harness.CosignRun(t, work, "save", "--allow-http-registry", "--dir", layout, reg.Host+"/library/signed:1")
 
 	ls := ctrSeedRun(t, namespace(t), "ls", layout)
 	if ls.code != 0 || !strings.Contains(ls.stdout, "<none>@"+b.Manifest.Digest.String()) || !strings.Contains(ls.stdout, "(dev.cosignproject.cosign/sigs)") {

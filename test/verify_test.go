@@ -12,6 +12,7 @@ import (
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
+	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,8 +28,8 @@ type signedLayouts struct {
 
 func newSignedLayouts(t *testing.T) *signedLayouts {
 	sl := &signedLayouts{reg: testregistry.Start(t, testregistry.Options{}), work: t.TempDir()}
-	cosignRun(t, sl.work, "generate-key-pair")
-	cosignRun(t, sl.work, "generate-key-pair", "--output-key-prefix", "other")
+	harness.CosignRun(t, sl.work, "generate-key-pair")
+	harness.CosignRun(t, sl.work, "generate-key-pair", "--output-key-prefix", "other")
 	return sl
 }
 
@@ -40,11 +41,11 @@ func (sl *signedLayouts) save(t *testing.T, repo string, b *testseed.Built, keyP
 		t.Fatal(err)
 	}
 	if keyPrefix != "" {
-		cosignRun(t, sl.work, "sign", "--key", keyPrefix+".key", "--tlog-upload=false", "--allow-http-registry", "-y",
+		harness.CosignRun(t, sl.work, "sign", "--key", keyPrefix+".key", "--tlog-upload=false", "--allow-http-registry", "-y",
 			sl.reg.Host+"/"+repo+"@"+b.Manifest.Digest.String())
 	}
 	dir := filepath.Join(t.TempDir(), "layout")
-	cosignRun(t, sl.work, "save", "--allow-http-registry", "--dir", dir, sl.reg.Host+"/"+repo+":1")
+	harness.CosignRun(t, sl.work, "save", "--allow-http-registry", "--dir", dir, sl.reg.Host+"/"+repo+":1")
 	editIndex(t, dir, func(idx *ocispec.Index) {
 		for i, m := range idx.Manifests {
 			if m.Annotations["kind"] == "dev.cosignproject.cosign/image" && name != "" {
@@ -236,7 +237,7 @@ func TestSaveCarriesSignatures(t *testing.T) {
 	ref := sl.reg.Host + "/library/carried:1"
 	// An attestation too (cosign attest: the .att tag).
 	pred := testutil.WriteFile(t, filepath.Join(t.TempDir(), "predicate.json"), []byte(`{"built-by":"`+t.Name()+`"}`))
-	cosignRun(t, sl.work, "attest", "--key", "cosign.key", "--type", "custom", "--predicate", pred, "--tlog-upload=false",
+	harness.CosignRun(t, sl.work, "attest", "--key", "cosign.key", "--type", "custom", "--predicate", pred, "--tlog-upload=false",
 		"--allow-http-registry", "-y", sl.reg.Host+"/library/carried@"+signed.Manifest.Digest.String())
 	seed := filepath.Join(t.TempDir(), "signed.tar")
 	r := mustSave(t, namespace(t), "--plain-http", "-o", seed, ref)
@@ -297,7 +298,7 @@ func TestSaveCarriesSignatures(t *testing.T) {
 	if out, err := exec.Command("tar", "-C", local, "-xf", seed).CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, out)
 	}
-	cosignRun(t, sl.work, "verify", "--key", sl.key("cosign"), "--insecure-ignore-tlog", "--local-image", local)
+	harness.CosignRun(t, sl.work, "verify", "--key", sl.key("cosign"), "--insecure-ignore-tlog", "--local-image", local)
 
 	bare := filepath.Join(t.TempDir(), "bare.tar")
 	if r := mustSave(t, namespace(t), "--plain-http", "--no-referrers", "-o", bare, ref); strings.Contains(r.stdout, "signature") {
@@ -426,7 +427,7 @@ func TestVerifyMultiPlatform(t *testing.T) {
 	if err := sl.reg.Push(t.Context(), "library/multi", "1", idx, blobs); err != nil {
 		t.Fatal(err)
 	}
-	cosignRun(t, sl.work, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "-y",
+	harness.CosignRun(t, sl.work, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "-y",
 		sl.reg.Host+"/library/multi@"+idx.Digest.String())
 	ref := sl.reg.Host + "/library/multi:1"
 	seed := filepath.Join(t.TempDir(), "multi.tar")

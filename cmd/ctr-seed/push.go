@@ -36,11 +36,7 @@ func pushCommand() *cli.Command {
 }
 
 func runPush(ctx context.Context, cmd *cli.Command) error {
-	sopts, err := spoolOptions(cmd)
-	if err != nil {
-		return err
-	}
-	seeds, err := openSeeds(ctx, cmd.Args().Slice(), sopts...)
+	seeds, err := openArgSeeds(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -104,11 +100,7 @@ func hostsCommand() *cli.Command {
 				regs[r] = true
 			}
 			if cmd.Args().Len() > 0 {
-				sopts, err := spoolOptions(cmd)
-				if err != nil {
-					return err
-				}
-				seeds, err := openSeeds(ctx, cmd.Args().Slice(), sopts...)
+				seeds, err := openArgSeeds(ctx, cmd)
 				if err != nil {
 					return err
 				}
@@ -141,4 +133,14 @@ func hostsCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// openArgSeeds opens the seeds the command's arguments name, with its
+// spool flags.
+func openArgSeeds(ctx context.Context, cmd *cli.Command) (fetcher.Seeds, error) {
+	sopts, err := spoolOptions(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return openSeeds(ctx, cmd.Args().Slice(), sopts...)
 }

@@ -1,14 +1,18 @@
 package harness
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The peer tools the tests run that the Go module proxy has are pinned in
@@ -79,4 +83,21 @@ func CosignMain() (string, error) {
 	}
 	cosignPath = bin
 	return bin, nil
+}
+
+// CosignRun runs the real cosign in dir with an empty key password, and
+// no docker config or TUF root of the developer's; it fails the test on a
+// non-zero exit and returns the output.
+func CosignRun(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Cosign(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=", "DOCKER_CONFIG="+t.TempDir(), "TUF_ROOT="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }

@@ -1,32 +1,16 @@
 package plugin_test
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
-
-// cosign runs the real cosign in dir (empty key password).
-func cosign(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.Cosign(t), args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=", "DOCKER_CONFIG="+t.TempDir(), "TUF_ROOT="+t.TempDir())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
 
 // TestPluginVerifyKeys: with verify_keys, of a signed and an unsigned seed
 // dropped in, only the signed image appears; the log names the unsigned
@@ -35,7 +19,7 @@ func TestPluginVerifyKeys(t *testing.T) {
 	t.Parallel()
 	reg := testregistry.Start(t, testregistry.Options{})
 	work := t.TempDir()
-	cosign(t, work, "generate-key-pair")
+	harness.CosignRun(t, work, "generate-key-pair")
 	layouts := map[string]string{}
 	for _, n := range []string{"signed", "unsigned"} {
 		b := uniqueImage(t, "docker.io/ctrseed-test/verify-"+n+":1", false, testseed.Gzip)
@@ -43,10 +27,10 @@ func TestPluginVerifyKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n == "signed" {
-			cosign(t, work, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "-y", reg.Host+"/library/signed@"+b.Manifest.Digest.String())
+			harness.CosignRun(t, work, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "-y", reg.Host+"/library/signed@"+b.Manifest.Digest.String())
 		}
 		layouts[n] = filepath.Join(work, n)
-		cosign(t, work, "save", "--allow-http-registry", "--dir", layouts[n], reg.Host+"/library/"+n+":1")
+		harness.CosignRun(t, work, "save", "--allow-http-registry", "--dir", layouts[n], reg.Host+"/library/"+n+":1")
 	}
 	seeds := newSeedsDir(t)
 	pd := startPluginWith(t, seeds, harness.DaemonOptions{DisableCRI: true},
