@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -63,8 +64,15 @@ type Image struct {
 	Err error
 }
 
-// Images lists the seed's top-level index entries in index order.
+// Images lists the seed's top-level index entries in index order. The
+// index is read and parsed once per seed: an import asks for each image's
+// signatures, attachments and referrers, each a walk of the entries.
 func (s *Seed) Images(ctx context.Context) ([]Image, error) {
+	s.imagesOnce.Do(func() { s.images, s.imagesErr = s.readImages(ctx) })
+	return slices.Clone(s.images), s.imagesErr
+}
+
+func (s *Seed) readImages(ctx context.Context) ([]Image, error) {
 	b, err := s.ReadBlob(ctx, s.index)
 	if err != nil {
 		return nil, err

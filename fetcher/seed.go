@@ -42,6 +42,10 @@ type Seed struct {
 	// deltaInfo is what a delta seed leaves out (images.go), read once.
 	deltaOnce sync.Once
 	deltaInfo *deltaInfo
+	// images are the index's entries (Images), read once.
+	imagesOnce sync.Once
+	images     []Image
+	imagesErr  error
 }
 
 type repoTag struct {
