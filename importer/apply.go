@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/diff"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/log"
 	"github.com/ctr-seed/ctr-seed/importer/applier"
@@ -34,23 +35,33 @@ func (im *Importer) layerLimits() layerlimit.Limits {
 // service applies them, as for ctr: then every layer is capped before the
 // daemon sees it, while it streams into the store when this run writes it
 // (guardFetch), or read back from the store when the store had it.
-func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter) (a diff.Applier, guardFetch bool) {
+//
+// In process, a layer this run writes is read once: tee is the handler
+// the unpacker must fetch through (see layerTee), nil otherwise.
+func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter, inner images.Handler) (a diff.Applier, guardFetch bool, tee *layerTee) {
 	daemon := im.client.DiffService()
 	fromStore := applier.ProviderOpen(im.client.ContentStore())
 	opts := []applier.Opt{applier.WithLimits(im.layerLimits()), applier.WithCapped(j.blobs.isCapped)}
 	if im.opts.DaemonApply || !im.localSnapshots(ctx, sn) {
-		return applier.New(fromStore, daemon, append(opts, applier.DaemonOnly())...), true
+		return applier.New(fromStore, daemon, append(opts, applier.DaemonOnly())...), true, nil
 	}
+	tee = newLayerTee(ctx, inner, im.client.ContentStore())
 	open := func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-		// The unpacker applies a layer only after fetching it: either this
-		// run copied it from a seed (hashed on the way), or it is in the
-		// store, verified when it was written.
+		l := log.G(ctx).WithField("digest", desc.Digest)
+		if rc, ok := tee.open(desc, fromStore); ok {
+			l.Debug("layer read once: for the content store and the applier together")
+			return rc, nil
+		}
+		// Not pending: either this run copied it from a seed (hashed on
+		// the way), or it is in the store, verified when it was written.
 		if j.blobs.isVerifiedFromSeed(desc.Digest) {
+			l.Debug("layer read again from its seed")
 			return j.seeds.Refetch(ctx, desc)
 		}
+		l.Debug("layer read from the content store")
 		return fromStore(ctx, desc)
 	}
-	return applier.New(open, daemon, opts...), false
+	return applier.New(open, daemon, opts...), false, tee
 }
 
 // localSnapshots reports whether this process can apply layers to the

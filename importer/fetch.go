@@ -91,6 +91,7 @@ type writeFetcher struct {
 	registry *atomic.Int64
 	blobs    *runBlobs
 	guard    *layerlimit.Limits // nil: layers are capped when applied
+	tee      *layerTee          // layers the applier reads along with the write
 }
 
 func (f *writeFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
@@ -111,7 +112,24 @@ func (f *writeFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.R
 		}
 	}
 	f.obs.BlobStarted(f.image, desc.Digest, desc.Size, src)
+	if t := f.tee.tapFor(desc.Digest); t != nil {
+		return &tapFeeder{observedReader: r, t: t}, nil
+	}
 	return r, nil
+}
+
+// tapFeeder hands what the store's writer reads to the layer's tap too.
+type tapFeeder struct {
+	*observedReader
+	t *tap
+}
+
+func (f *tapFeeder) Read(p []byte) (int, error) {
+	n, err := f.observedReader.Read(p)
+	if n > 0 {
+		f.t.write(p[:n])
+	}
+	return n, err
 }
 
 type observedReader struct {

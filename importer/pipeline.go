@@ -61,15 +61,19 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	var h images.Handler = images.Handlers(handlers...)
 
 	var unpacker *unpack.Unpacker
+	var tee *layerTee
 	if !im.opts.NoUnpack {
 		sn := im.client.SnapshotService(im.opts.Snapshotter)
-		a, guardFetch := im.applierFor(ctx, j, sn)
+		a, guardFetch, t := im.applierFor(ctx, j, sn, h)
 		if guardFetch {
 			limits := im.layerLimits()
 			f.guard = &limits
 		}
 		if unpacker, err = im.newUnpacker(ctx, sn, a); err != nil {
 			return 0, 0, 0, err
+		}
+		if t != nil {
+			tee, f.tee, h = t, t, t
 		}
 		h = unpacker.Unpack(h)
 	}
@@ -82,6 +86,9 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 		if _, uerr := unpacker.Wait(); err == nil && uerr != nil {
 			err = uerr
 		}
+	}
+	if tee != nil {
+		err = writeCause(tee.finish(err, im.opts.Concurrency))
 	}
 	return seedN.Load(), regN.Load(), j.blobs.fromStore(), distinct(err)
 }

@@ -99,3 +99,23 @@ func TestHostileSeedRefusedWhenStoreHasBlobs(t *testing.T) {
 		})
 	}
 }
+
+// TestFreshImportReadsEachLayerOnce: on a fresh import every layer is
+// read from its seed once, for the content store and the applier
+// together (importer's layerTee), never again for the apply.
+func TestFreshImportReadsEachLayerOnce(t *testing.T) {
+	ns := namespace(t)
+	b := uniqueImage(t, "docker.io/ctrseed-test/read-once:1", impHostPlatform(), false, testseed.Gzip)
+	seed := writeOCI(t, impOciSeedOf(t, b), testseed.Uncompressed)
+	r := mustImport(t, ns, "--debug", seed)
+	impAssertUnpacked(t, ns, b.Name)
+	for _, l := range b.Layers {
+		once := regexp.MustCompile(`layer read once[^\n]*digest="?` + regexp.QuoteMeta(l.Digest.String()))
+		if n := len(once.FindAllString(r.stderr, -1)); n != 1 {
+			t.Errorf("layer %s: %d \"read once\" lines, want 1", l.Digest, n)
+		}
+	}
+	if strings.Contains(r.stderr, "layer read again from its seed") || strings.Contains(r.stderr, "another writer") {
+		t.Errorf("a layer was read from its seed a second time:\n%s", testutil.Tail(r.stderr, 20))
+	}
+}

@@ -159,12 +159,19 @@ func (a *Applier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []m
 	return a.apply(ctx, desc, d, cfg)
 }
 
-func (a *Applier) apply(ctx context.Context, desc ocispec.Descriptor, d dest, cfg diff.ApplyConfig) (ocispec.Descriptor, error) {
+func (a *Applier) apply(ctx context.Context, desc ocispec.Descriptor, d dest, cfg diff.ApplyConfig) (_ ocispec.Descriptor, err error) {
 	rc, err := a.decompressed(ctx, desc, cfg.Progress)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	defer rc.Close()
+	defer func() {
+		// A stream read along with its write into the store says at Close
+		// whether the blob was committed; if not, that is the cause of
+		// whatever the apply met.
+		if cerr := rc.Close(); cerr != nil {
+			err = cerr
+		}
+	}()
 	digester := digest.Canonical.Digester()
 	cr := &countReader{r: io.TeeReader(rc, digester.Hash())}
 	t, err := newTree(ctx, d.root, d.parents, d.overlay, a.umask)
@@ -228,8 +235,17 @@ func (a *Applier) checkExpansion(ctx context.Context, desc ocispec.Descriptor) e
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	return c.Check(rc)
+	if err := c.Check(rc); err != nil {
+		rc.Close()
+		return err
+	}
+	// To the end, and closed: a stream read along with its write into the
+	// store is committed only then.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		rc.Close()
+		return err
+	}
+	return rc.Close()
 }
 
 type countReader struct {
