@@ -115,7 +115,14 @@ func TestFreshImportReadsEachLayerOnce(t *testing.T) {
 			t.Errorf("layer %s: %d \"read once\" lines, want 1", l.Digest, n)
 		}
 	}
-	if strings.Contains(r.stderr, "layer read again from its seed") || strings.Contains(r.stderr, "another writer") {
+	if strings.Contains(r.stderr, "layer read again from its seed") {
 		t.Errorf("a layer was read from its seed a second time:\n%s", testutil.Tail(r.stderr, 20))
+	}
+	// The standard layers may be in the store already, from another
+	// test's namespace (then they are applied from there); the test's own
+	// last layer is not, and must have come through the tap.
+	own := b.Layers[len(b.Layers)-1].Digest.String()
+	if regexp.MustCompile(`another writer[^\n]*` + regexp.QuoteMeta(own)).MatchString(r.stderr) {
+		t.Errorf("layer %s, new to the store, was not read along with its write", own)
 	}
 }

@@ -18,12 +18,8 @@ import (
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/pkg/archive/compression"
-	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
-	kgzip "github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/moby/sys/userns"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -311,32 +307,4 @@ func processUmask() uint32 {
 		}
 	}
 	return 0o777
-}
-
-// decompressStream is containerd's compression.DecompressStream (the same
-// detection, the same klauspost decoders and options), but always in
-// process: containerd runs unpigz (or igzip) instead when it is on PATH,
-// and here that made the bench seed's fresh import slower (2.62 s in
-// process, 3.50 s through unpigz, same machine and run conditions):
-// the pipe and the extra process cost more than pigz's parallel CRC saves
-// (gzip inflation itself is serial).
-func decompressStream(br *bufio.Reader) (io.ReadCloser, error) {
-	head, err := br.Peek(10)
-	if err != nil && err != io.EOF {
-		return nil, err
-	}
-	switch c := compression.DetectCompression(head); c {
-	case compression.Uncompressed:
-		return io.NopCloser(br), nil
-	case compression.Gzip:
-		return kgzip.NewReader(br)
-	case compression.Zstd:
-		z, err := zstd.NewReader(br, zstd.WithDecoderLowmem(false))
-		if err != nil {
-			return nil, err
-		}
-		return z.IOReadCloser(), nil
-	default:
-		return nil, fmt.Errorf("unsupported compression format %s: %w", c.Extension(), errdefs.ErrNotImplemented)
-	}
 }

@@ -13,7 +13,8 @@
 //
 //	go run ./test/bench [-pairs 3] [-size small|large]
 //
-// CTR_SEED_CPUPROFILE=/tmp/ctr-seed-%p.prof profiles each ctr-seed run.
+// CTR_SEED_CPUPROFILE=/tmp/ctr-seed-%p.prof profiles each ctr-seed run;
+// CTR_SEED_BENCH_ARGS adds arguments to its import (e.g. --debug, with -v).
 //
 // The seed is cached in $CTR_SEED_BENCH_DIR (default $TMPDIR/ctr-seed-bench).
 package main
@@ -137,7 +138,9 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	b.tools = []tool{
 		{"ctr-seed", func(addr string, extra ...string) []string {
-			return append(append([]string{ctrSeed, "--address", addr, "--namespace", "default", "import"}, extra...), b.seed.Path)
+			args := []string{ctrSeed, "--address", addr, "--namespace", "default", "import"}
+			args = append(args, strings.Fields(os.Getenv("CTR_SEED_BENCH_ARGS"))...)
+			return append(append(args, extra...), b.seed.Path)
 		}},
 		{"ctr", func(addr string, extra ...string) []string {
 			return append(append([]string{bins.Ctr, "--address", addr, "--namespace", "default", "images", "import"}, extra...), b.seed.Path)
