@@ -174,8 +174,8 @@ type tap struct {
 }
 
 const (
-	tapChunks    = 4
-	tapChunkSize = 1 << 20
+	tapChunks    = 8
+	tapChunkSize = 256 << 10
 )
 
 var tapPool = sync.Pool{New: func() any { b := make([]byte, tapChunkSize); return &b }}
