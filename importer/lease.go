@@ -61,8 +61,11 @@ func (im *Importer) withLease(ctx context.Context) (context.Context, func() erro
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 		defer cancel()
+		// Stopped during the wait (containerd shutting down right after
+		// an import): the same short wait, not the minute.
+		defer context.AfterFunc(ctx, func() { time.AfterFunc(stoppedGCWait, cancel) })()
 		if err := ls.Delete(dctx, l, leases.SynchronousDelete); err != nil {
-			if stopped && dctx.Err() != nil {
+			if ctx.Err() != nil && dctx.Err() != nil {
 				log.G(ctx).WithField("lease", l.ID).Info("lease deleted; its content goes at the next garbage collection")
 				return nil
 			}

@@ -338,3 +338,13 @@ func TestZarfSplitQuiet(t *testing.T) {
 		t.Errorf("partsOf: %v; want the header and both parts", parts)
 	}
 }
+
+func TestImportOrderSmallestFirstListsLast(t *testing.T) {
+	size := map[string]int64{"big.tar": 900, "small.tar": 10, "mid.tar": 50, "a.txt": 1, "b-same.tar": 50, "dir": 4096}
+	names := []string{"a.txt", "big.tar", "dir", "mid.tar", "small.tar", "b-same.tar"}
+	importOrder(names, func(n string) int64 { return size[n] })
+	want := []string{"small.tar", "b-same.tar", "mid.tar", "big.tar", "dir", "a.txt"}
+	if !slices.Equal(names, want) {
+		t.Errorf("order %v, want %v", names, want)
+	}
+}

@@ -44,10 +44,11 @@ func main() {
 	verbose := flag.Bool("v", false, "print each tool's output")
 	drop := flag.Bool("drop-caches", true, "sync and drop the kernel's caches before each run (see settle)")
 	fresh := flag.Bool("fresh-fs", true, "run the daemons on a new loop-mounted ext4 (see freshFS); false: in $TMPDIR")
+	bootOnly := flag.Bool("boot-only", false, "time only the plugin's boot import of ten seeds")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{pairs: *pairs, size: *size, verbose: *verbose, drop: *drop, freshFS: *fresh, res: results{}}
+	b := &bench{pairs: *pairs, size: *size, verbose: *verbose, drop: *drop, freshFS: *fresh, res: results{}, bootOnly: *bootOnly}
 	if err := b.run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -66,6 +67,9 @@ type bench struct {
 	freshFS  bool
 	tools    []tool
 	res      results
+
+	bootFirst, bootLast time.Duration // pluginBoot's
+	bootOnly            bool
 }
 
 // tool is one importer under test; argv builds its command line.
@@ -159,7 +163,7 @@ func (b *bench) run(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	for p := 0; p < b.pairs; p++ {
+	for p := 0; p < b.pairs && !b.bootOnly; p++ {
 		// Rotate the order, so no tool always runs first or last.
 		order := append(slices.Clone(b.tools[p%len(b.tools):]), b.tools[:p%len(b.tools)]...)
 		var names []string
@@ -172,6 +176,9 @@ func (b *bench) run(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := b.pluginDrop(ctx); err != nil {
+			return err
+		}
 		s, err := b.floor(ctx)
 		if err != nil {
 			return err
@@ -182,6 +189,13 @@ func (b *bench) run(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	if b.size != "large" {
+		fmt.Printf("== plugin boot: %d seeds in its directory\n", bootSeeds)
+		if b.bootFirst, b.bootLast, err = b.pluginBoot(ctx); err != nil {
+			return err
+		}
+		fmt.Printf("  first image %.2fs, last %.2fs\n", b.bootFirst.Seconds(), b.bootLast.Seconds())
 	}
 	fmt.Println()
 	b.report(os.Stdout)

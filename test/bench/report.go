@@ -48,13 +48,18 @@ func (r results) add(c, tool string, s sample) {
 	r[c][tool] = append(r[c][tool], s)
 }
 
+// reported are the tools in the tables: the timed ones, then the plugin.
+func (b *bench) reported() []tool {
+	return append(slices.Clone(b.tools), tool{name: toolPlugin})
+}
+
 func (b *bench) report(w io.Writer) {
 	fmt.Fprintf(w, "== results: %d pair(s), seed %s (%d files, %s)\n", b.pairs,
 		filepath.Base(b.seed.Path), b.seed.Files, progress.Bytes(b.seed.Size))
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\ttool\tmedian\tmin–max\tclient cpu\tdaemon cpu\tpeak RSS\t")
 	for _, c := range cases {
-		for _, t := range b.tools {
+		for _, t := range b.reported() {
 			ss := b.res[c][t.name]
 			if len(ss) == 0 {
 				continue
@@ -69,7 +74,7 @@ func (b *bench) report(w io.Writer) {
 
 	fmt.Fprintln(w, "\ntool/ctr (median wall time; in brackets, the range of the per-round ratios):")
 	var missed []string
-	for _, t := range b.tools {
+	for _, t := range b.reported() {
 		if t.name == "ctr" {
 			continue
 		}
@@ -90,7 +95,7 @@ func (b *bench) report(w io.Writer) {
 		floor := median(fl, wallOf).Seconds()
 		fmt.Fprintf(w, "against the floor (%s: copy the layer blobs, decompress and untar them all at once, sync; median %.2fs):\n",
 			strings.Fields(decompressor())[0], floor)
-		for _, t := range b.tools {
+		for _, t := range b.reported() {
 			if ss := b.res[caseFresh][t.name]; len(ss) > 0 {
 				r := median(ss, wallOf).Seconds() / floor
 				fmt.Fprintf(w, "  %-9s %-10s %.2f× the floor (target ≤ 1.2×)\n", t.name, caseFresh, r)
@@ -99,6 +104,10 @@ func (b *bench) report(w io.Writer) {
 				}
 			}
 		}
+	}
+	if b.bootLast > 0 {
+		fmt.Fprintf(w, "plugin boot, %d seeds of 2-20 MiB in its directory: first image %.2fs, last %.2fs after the daemon's start\n",
+			bootSeeds, b.bootFirst.Seconds(), b.bootLast.Seconds())
 	}
 	var peak int64
 	for _, c := range cases {
