@@ -348,3 +348,42 @@ func TestImportOrderSmallestFirstListsLast(t *testing.T) {
 		t.Errorf("order %v, want %v", names, want)
 	}
 }
+
+// A seed file renamed into place with an old mtime (cp -p, rsync) has been
+// quiet since then: it is ready at its event, not a quiet period later; a
+// layout directory with old mtimes still waits its own period.
+func TestPendingRenamedIntoPlaceReadyAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Minute)
+	file := filepath.Join(dir, "moved.tar")
+	if err := os.WriteFile(file, []byte("seed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	layout := filepath.Join(dir, "layout")
+	if err := os.MkdirAll(filepath.Join(layout, "blobs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, filepath.Join(layout, "blobs"), layout} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	ps := pendingSeeds{}
+	for _, n := range []string{"moved.tar", "layout"} {
+		fp, err := fingerprintOf(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps.changed(n, fp, now)
+	}
+	if got := ps.ready(dir, now); !slices.Equal(got, []string{"moved.tar"}) {
+		t.Fatalf("ready at the event: %v, want [moved.tar]", got)
+	}
+	if got := ps.ready(dir, now.Add(quietPeriod)); len(got) != 0 {
+		t.Fatalf("a layout directory with old mtimes is ready after a file's period: %v", got)
+	}
+	if got := ps.ready(dir, now.Add(dirQuietPeriod)); !slices.Equal(got, []string{"layout"}) {
+		t.Fatalf("layout after its period: %v", got)
+	}
+}

@@ -122,6 +122,10 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 			// quiet period it is imported then, not one period later.
 			fp, _ := fingerprintOf(ev.Name)
 			waiting.changed(name, fp, time.Now())
+			// A seed renamed into place may be ready now: no tick's wait.
+			for _, name := range waiting.ready(s.cfg.SeedsDir, time.Now()) {
+				s.importIfNew(ctx, name, false)
+			}
 		case <-tick.C:
 			for _, name := range waiting.ready(s.cfg.SeedsDir, time.Now()) {
 				s.importIfNew(ctx, name, false)
@@ -168,15 +172,22 @@ func (ps pendingSeeds) ready(dir string, now time.Time) []string {
 	var out []string
 	for name, p := range ps {
 		path := filepath.Join(dir, name)
-		if now.Before(p.since.Add(quietPeriod)) {
-			continue
-		}
 		fp, err := fingerprintOf(path)
 		if err != nil {
 			delete(ps, name)
 			continue
 		}
-		if now.Before(p.since.Add(quietFor(path))) {
+		quiet, since := quietFor(path), p.since
+		if quiet == quietPeriod && fp == p.fp && fp.MTime.Before(since.Add(-quiet)) {
+			// A seed file unchanged since its event, which had not been
+			// written for a quiet period already then: renamed or moved
+			// into place (cp -p, rsync keep the mtime). It is ready now,
+			// not a period after the rename. (Not for directories and
+			// split sets that may grow: their copies keep old mtimes while
+			// parts are still to come.)
+			since = fp.MTime
+		}
+		if now.Before(since.Add(quiet)) {
 			continue
 		}
 		if fp != p.fp || beingWritten(path) {
