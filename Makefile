@@ -24,8 +24,10 @@ build:
 demo:
 	$(GO) run ./test/demo
 
-# bench: ctr-seed import (and --in-daemon) vs ctr images import on fresh
-# private daemons (root; not part of make test), and the floor: 3 rounds on
+# bench: ctr-seed import (and --in-daemon, and the plugin importing the
+# seed renamed into its directory) vs ctr images import on fresh private
+# daemons (root; not part of make test), the plugin's boot import of ten
+# seeds (first and last image), and the floor: 3 rounds on
 # the ~200 MB seed with pigz (when on PATH) and 3 with it disabled, 3 on
 # the ~400 MB seed of big files, then 1 on the ~2 GB one (RSS stays flat); then the bytes a
 # delta seed ships for an update (test/benchdelta); then push vs skopeo
