@@ -122,9 +122,20 @@ func (s *Seed) signaturesIn(ctx context.Context, m ocispec.Descriptor) ([]Signat
 	if err != nil {
 		return nil, err
 	}
+	sigs, err := parseSignatures(m.Digest, b, func(l ocispec.Descriptor) ([]byte, error) { return s.ReadBlob(ctx, l) })
+	if err != nil {
+		return nil, s.blobErr(m.Digest, "signature manifest: %w", err)
+	}
+	return sigs, nil
+}
+
+// parseSignatures reads the cosign signature manifest b (digest m): one
+// Signature per simple-signing layer carrying a signature annotation, its
+// payload read with read (which verifies and caps it).
+func parseSignatures(m digest.Digest, b []byte, read func(ocispec.Descriptor) ([]byte, error)) ([]Signature, error) {
 	var man ocispec.Manifest
 	if err := json.Unmarshal(b, &man); err != nil {
-		return nil, s.blobErr(m.Digest, "signature manifest: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("not a manifest: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	var out []Signature
 	for _, l := range man.Layers {
@@ -134,13 +145,13 @@ func (s *Seed) signaturesIn(ctx context.Context, m ocispec.Descriptor) ([]Signat
 		}
 		sig, err := base64.StdEncoding.DecodeString(enc)
 		if err != nil {
-			return nil, s.blobErr(m.Digest, "signature of layer %s: not base64: %v: %w", l.Digest, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("layer %s: not base64: %v: %w", l.Digest, err, errdefs.ErrInvalidArgument)
 		}
-		payload, err := s.ReadBlob(ctx, l)
+		payload, err := read(l)
 		if err != nil {
-			return nil, fmt.Errorf("signature payload: %w", err)
+			return nil, fmt.Errorf("payload %s: %w", l.Digest, err)
 		}
-		out = append(out, Signature{Manifest: m.Digest, Payload: payload, Signature: sig})
+		out = append(out, Signature{Manifest: m, Payload: payload, Signature: sig})
 	}
 	return out, nil
 }
@@ -178,27 +189,11 @@ func (r *Resolver) Signatures(ctx context.Context, name string, d digest.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("signatures %s: %w", tagged, err)
 	}
-	var man ocispec.Manifest
-	if err := json.Unmarshal(b, &man); err != nil {
-		return nil, fmt.Errorf("signatures %s: not a manifest: %v: %w", tagged, err, errdefs.ErrInvalidArgument)
+	sigs, err := parseSignatures(m.Digest, b, func(l ocispec.Descriptor) ([]byte, error) { return fetchDocument(ctx, f, l) })
+	if err != nil {
+		return nil, fmt.Errorf("signatures %s: %w", tagged, err)
 	}
-	var out []Signature
-	for _, l := range man.Layers {
-		enc, ok := l.Annotations[annotationSignature]
-		if l.MediaType != MediaTypeSimpleSigning || !ok {
-			continue
-		}
-		sig, err := base64.StdEncoding.DecodeString(enc)
-		if err != nil {
-			return nil, fmt.Errorf("signatures %s: layer %s: not base64: %v: %w", tagged, l.Digest, err, errdefs.ErrInvalidArgument)
-		}
-		p, err := fetchDocument(ctx, f, l)
-		if err != nil {
-			return nil, fmt.Errorf("signatures %s: %w", tagged, err)
-		}
-		out = append(out, Signature{Manifest: m.Digest, Payload: p, Signature: sig})
-	}
-	return out, nil
+	return sigs, nil
 }
 
 // fetchDocument fetches a small blob, verified against desc, capped.
