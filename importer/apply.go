@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/log"
 	"github.com/ctr-seed/ctr-seed/importer/applier"
@@ -26,7 +28,7 @@ func (im *Importer) layerLimits() layerlimit.Limits {
 }
 
 // applierFor returns what applies j's layers, and whether layers must be
-// held to the bomb cap while they are fetched.
+// held to the bomb cap while they are fetched (asked once per layer).
 //
 // When the snapshotter's directories are reachable from here (same node,
 // root), ctr-seed's applier applies them in process: it caps every layer
@@ -37,15 +39,17 @@ func (im *Importer) layerLimits() layerlimit.Limits {
 // (guardFetch), or read back from the store when the store had it.
 //
 // In process, a layer this run writes is read once: tee is the handler
-// the unpacker must fetch through (see layerTee), nil otherwise.
-func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter, inner images.Handler) (a diff.Applier, guardFetch bool, tee *layerTee) {
+// the unpacker must fetch through (see layerTee).
+//
+// Which of the two is chosen when the first layer is to be written or
+// applied, not before: an import whose layers are all unpacked already
+// (a re-import) never probes the snapshotter.
+func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter, inner images.Handler) (a diff.Applier, guardFetch func() bool, tee *layerTee) {
+	inProcess := sync.OnceValue(func() bool { return !im.opts.DaemonApply && im.localSnapshots(ctx, sn) })
 	daemon := im.client.DiffService()
-	fromStore := applier.ProviderOpen(im.client.ContentStore())
+	fromStore := applier.ProviderOpen(im.content)
 	opts := []applier.Opt{applier.WithLimits(im.layerLimits()), applier.WithCapped(j.blobs.isCapped)}
-	if im.opts.DaemonApply || !im.localSnapshots(ctx, sn) {
-		return applier.New(fromStore, daemon, append(opts, applier.DaemonOnly())...), true, nil
-	}
-	tee = newLayerTee(ctx, inner, im.client.ContentStore())
+	tee = newLayerTee(ctx, inner, im.content, inProcess)
 	open := func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 		l := log.G(ctx).WithField("digest", desc.Digest)
 		if rc, ok := tee.open(desc, fromStore); ok {
@@ -61,7 +65,24 @@ func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshot
 		l.Debug("layer read from the content store")
 		return fromStore(ctx, desc)
 	}
-	return applier.New(open, daemon, opts...), false, tee
+	a = chosenApplier{inProcess: inProcess,
+		local:  applier.New(open, daemon, opts...),
+		daemon: applier.New(fromStore, daemon, append(opts, applier.DaemonOnly())...)}
+	return a, func() bool { return !inProcess() }, tee
+}
+
+// chosenApplier applies through local when inProcess says so, else through
+// daemon.
+type chosenApplier struct {
+	inProcess     func() bool
+	local, daemon diff.Applier
+}
+
+func (c chosenApplier) Apply(ctx context.Context, desc ocispec.Descriptor, mounts []mount.Mount, opts ...diff.ApplyOpt) (ocispec.Descriptor, error) {
+	if c.inProcess() {
+		return c.local.Apply(ctx, desc, mounts, opts...)
+	}
+	return c.daemon.Apply(ctx, desc, mounts, opts...)
 }
 
 // localSnapshots reports whether this process can apply layers to the

@@ -203,7 +203,7 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 // writeIndex stores the seed's index itself with GC references to its
 // manifests, for the records that name it.
 func (im *Importer) writeIndex(ctx context.Context, f remotes.Fetcher, idx ocispec.Descriptor) error {
-	cs := im.client.ContentStore()
+	cs := im.content
 	if _, err := im.fetchHandler(f)(ctx, idx); err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func (im *Importer) checkUsable(ctx context.Context, desc ocispec.Descriptor) er
 	if im.opts.AllPlatforms {
 		return nil
 	}
-	cs := im.client.ContentStore()
+	cs := im.content
 	matcher := im.platformMatcher()
 	if !images.IsIndexType(desc.MediaType) {
 		// A manifest is imported whatever its platform, and unpacked when

@@ -9,11 +9,13 @@ import (
 	"sync"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/importer/contentstream"
 	"github.com/ctr-seed/ctr-seed/importer/trust"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -21,7 +23,10 @@ import (
 // Importer imports images into one containerd.
 type Importer struct {
 	client *client.Client
-	opts   Options
+	// content is the client's content store, its writes streamed when it
+	// is the daemon's over gRPC (see contentstream).
+	content content.Store
+	opts    Options
 	// local caches probeLocal's answer per snapshotter: one probe per
 	// importer, not one per image.
 	local sync.Map
@@ -48,7 +53,7 @@ func New(c *client.Client, opts Options) *Importer {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	im := &Importer{client: c, opts: opts}
+	im := &Importer{client: c, content: contentstream.New(c.ContentStore(), c.Conn()), opts: opts}
 	if opts.Verify.Enabled() {
 		im.policy, im.policyErr = trust.New(opts.Verify)
 	}

@@ -36,7 +36,7 @@ type job struct {
 func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry int64, fromStore int, err error) {
 	var seedN, regN atomic.Int64
 	j.blobs = newRunBlobs()
-	cs := im.client.ContentStore()
+	cs := im.content
 	f := &writeFetcher{inner: j.fetcher, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN, blobs: j.blobs}
 
 	matcher := im.platformMatcher()
@@ -65,16 +65,12 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	if !im.opts.NoUnpack {
 		sn := im.client.SnapshotService(im.opts.Snapshotter)
 		a, guardFetch, t := im.applierFor(ctx, j, sn, h)
-		if guardFetch {
-			limits := im.layerLimits()
-			f.guard = &limits
-		}
+		limits := im.layerLimits()
+		f.guard, f.guardOn = &limits, guardFetch
 		if unpacker, err = im.newUnpacker(ctx, sn, a); err != nil {
 			return 0, 0, 0, err
 		}
-		if t != nil {
-			tee, f.tee, h = t, t, t
-		}
+		tee, f.tee, h = t, t, t
 		h = unpacker.Unpack(h)
 	}
 	err = images.Dispatch(ctx, h, semaphore.NewWeighted(int64(im.opts.Concurrency)), j.desc)
@@ -154,7 +150,7 @@ func checkSeeds(seeds fetcher.Seeds, blobs *runBlobs) images.HandlerFunc {
 // fetchHandler is containerd's FetchHandler, which skips what the store
 // already has; with SkipMissing, a manifest no source holds is skipped.
 func (im *Importer) fetchHandler(f remotes.Fetcher) images.HandlerFunc {
-	fetch := remotes.FetchHandler(im.client.ContentStore(), f)
+	fetch := remotes.FetchHandler(im.content, f)
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := fetch(ctx, desc)
 		if err != nil && im.opts.SkipMissing && errdefs.IsNotFound(err) && isSkippable(desc, im.unpackPlatforms()) {
@@ -210,5 +206,5 @@ func (im *Importer) newUnpacker(ctx context.Context, sn snapshots.Snapshotter, a
 	// Layers are applied in parallel where the snapshotter can rebase
 	// (overlayfs can): the unpacker then commits the chain in order.
 	uopts = append(uopts, unpack.WithUnpackLimiter(semaphore.NewWeighted(int64(im.opts.UnpackConcurrency))))
-	return unpack.NewUnpacker(ctx, im.client.ContentStore(), uopts...)
+	return unpack.NewUnpacker(ctx, im.content, uopts...)
 }

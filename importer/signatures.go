@@ -34,7 +34,7 @@ func (im *Importer) keepSignatures(ctx context.Context, s *fetcher.Seed, f remot
 	if len(ms) == 0 {
 		return 0, nil
 	}
-	cs := im.client.ContentStore()
+	cs := im.content
 	h := images.Handlers(remotes.FetchHandler(cs, f), images.SetChildrenMappedLabels(cs, images.ChildrenHandler(cs), nil))
 	info := content.Info{Digest: desc.Digest, Labels: map[string]string{}}
 	var paths []string

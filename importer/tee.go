@@ -31,6 +31,9 @@ type layerTee struct {
 	ctx   context.Context // the transfer's: its lease covers the writes
 	inner images.Handler  // the walk's handler: checks, fetch, labels
 	cs    content.InfoProvider
+	// on says whether layers are applied in this process (asked at the
+	// first layer); when not, the tee passes every layer through.
+	on func() bool
 
 	mu      sync.Mutex
 	pending map[digest.Digest]*teeWrite
@@ -45,8 +48,8 @@ type teeWrite struct {
 	err     error
 }
 
-func newLayerTee(ctx context.Context, inner images.Handler, cs content.InfoProvider) *layerTee {
-	return &layerTee{ctx: ctx, inner: inner, cs: cs, pending: map[digest.Digest]*teeWrite{}}
+func newLayerTee(ctx context.Context, inner images.Handler, cs content.InfoProvider, on func() bool) *layerTee {
+	return &layerTee{ctx: ctx, inner: inner, cs: cs, on: on, pending: map[digest.Digest]*teeWrite{}}
 }
 
 // Handle is the handler the unpacker fetches through.
@@ -59,6 +62,9 @@ func (t *layerTee) Handle(ctx context.Context, desc ocispec.Descriptor) ([]ocisp
 	}
 	if _, err := t.cs.Info(ctx, desc.Digest); err == nil {
 		return t.inner.Handle(ctx, desc) // in the store: nothing to write
+	}
+	if !t.on() {
+		return t.inner.Handle(ctx, desc) // the daemon applies it from the store
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

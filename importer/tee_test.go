@@ -57,7 +57,7 @@ func newTeeRig(t *testing.T, layers ...[]byte) (*teeRig, []ocispec.Descriptor) {
 		}),
 		obs: nopObserver{}, seed: &seedN, registry: &regN, blobs: newRunBlobs(),
 	}
-	r.tee = newLayerTee(context.Background(), remotes.FetchHandler(cs, f), cs)
+	r.tee = newLayerTee(context.Background(), remotes.FetchHandler(cs, f), cs, func() bool { return true })
 	f.tee = r.tee
 	return r, descs
 }

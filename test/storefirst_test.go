@@ -126,3 +126,22 @@ func TestFreshImportReadsEachLayerOnce(t *testing.T) {
 		t.Errorf("layer %s, new to the store, was not read along with its write", own)
 	}
 }
+
+// TestReimportDoesNotProbe: whether layers can be applied in process is
+// probed (a scratch snapshot, two writes in the daemon) when the first
+// layer is to be written or applied; a re-import, with every layer
+// unpacked already, makes no probe at all.
+func TestReimportDoesNotProbe(t *testing.T) {
+	ns := namespace(t)
+	b := uniqueImage(t, "docker.io/ctrseed-test/no-probe:1", impHostPlatform(), false, testseed.Gzip)
+	seed := writeOCI(t, impOciSeedOf(t, b), testseed.Uncompressed)
+	const probe = "probe snapshot"
+	if r := mustImport(t, ns, "--debug", seed); !strings.Contains(r.stderr, probe) {
+		t.Errorf("fresh import: no %q line:\n%s", probe, testutil.Tail(r.stderr, 20))
+	}
+	r := mustImport(t, ns, "--debug", seed)
+	if strings.Contains(r.stderr, probe) {
+		t.Errorf("re-import probed the snapshotter:\n%s", testutil.Tail(r.stderr, 20))
+	}
+	impAssertUnpacked(t, ns, b.Name)
+}
