@@ -19,9 +19,10 @@ import (
 // maxChunk is the largest write one message carries, the proxy's bound.
 const maxChunk = defaults.DefaultMaxSendMsgSize >> 1
 
-// inFlight bounds the requests sent and not yet answered. The bytes in
-// flight are bounded by gRPC's flow control; this only sizes the queue.
-const inFlight = 32
+// inFlight bounds the requests sent and not yet answered (at most 1 MiB
+// each from content.Copy). 4, 8 and 32 measured the same in time and in
+// peak RSS: gRPC's flow control is what bounds the bytes in flight.
+const inFlight = 8
 
 // writer streams one ref's writes. Write, Status, Truncate, Commit and
 // Close are called by one goroutine (content.Copy's), as for any
