@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 )
 
 // Store is a content store whose writers stream; the rest is inner's.
@@ -56,8 +57,12 @@ func (s *Store) Writer(ctx context.Context, opts ...content.WriterOpt) (content.
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := s.api.Write(ctx)
 	if err != nil {
+		// No stream: the daemon is unreachable. That is not the
+		// "unavailable" of a ref another writer holds, which
+		// content.OpenWriter waits out: it would retry for as long as
+		// the daemon stays down.
 		cancel()
-		return nil, errgrpc.ToNative(err)
+		return nil, fmt.Errorf("content service unreachable: %s", status.Convert(err).Message())
 	}
 	if err := stream.Send(&contentapi.WriteContentRequest{
 		Action:   contentapi.WriteAction_STAT,

@@ -157,10 +157,16 @@ func isFile(p string) bool {
 
 // goOutput runs the go command in dir with cgo off (static binaries that do
 // not depend on the host's libc or a C toolchain) and returns trimmed stdout.
-func goOutput(dir string, args ...string) (string, error) {
+func goOutput(dir string, args ...string) (string, error) { return goRun(dir, false, args...) }
+
+// goRun is goOutput, with cgo on when cgo is set.
+func goRun(dir string, cgo bool, args ...string) (string, error) {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if cgo {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

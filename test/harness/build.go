@@ -28,8 +28,14 @@ var (
 	buildDir string
 )
 
+// withCgo are the commands built with cgo, as make build builds them:
+// ctr-seed inflates gzip layers with the system's zlib (see
+// importer/applier/zlib). The rest are static.
+var withCgo = map[string]bool{"./cmd/ctr-seed": true}
+
 // BuildCommand builds a main package of this module (e.g. "./cmd/ctr-seed",
-// relative to the module root), static and with -trimpath, and returns the
+// relative to the module root), static (but for withCgo) and with
+// -trimpath, and returns the
 // binary's path. ldflags are passed to the linker (e.g. "-X main.version=v1");
 // each package is built once per test process and set of ldflags; the go
 // build cache makes that cheap.
@@ -74,7 +80,7 @@ func buildCommand(pkg, ldflags string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(sub, filepath.Base(strings.TrimSuffix(pkg, "/")))
-	if _, err := goOutput(root, "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg); err != nil {
+	if _, err := goRun(root, withCgo[pkg], "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg); err != nil {
 		return "", err
 	}
 	return out, nil

@@ -2,8 +2,10 @@ package harness
 
 import (
 	"context"
+	"debug/elf"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,6 +148,25 @@ func TestBuildCommand(t *testing.T) {
 	}
 	if root := ModuleRoot(t); !strings.HasPrefix(p, os.TempDir()) || root == "" {
 		t.Errorf("unexpected paths: bin %s, root %s", p, root)
+	}
+}
+
+// TestBuildCommandCgo: ctr-seed is built as make build builds it, with
+// cgo, so it inflates layers with the system's zlib; the daemon is static.
+func TestBuildCommandCgo(t *testing.T) {
+	for pkg, want := range map[string]bool{"./cmd/ctr-seed": true, "./cmd/containerd-seed": false} {
+		f, err := elf.Open(BuildCommand(t, pkg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs, err := f.ImportedLibraries()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.ContainsFunc(libs, func(l string) bool { return strings.HasPrefix(l, "libz.so") }); got != want {
+			t.Errorf("%s links %v: libz %v, want %v", pkg, libs, got, want)
+		}
 	}
 }
 
