@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/containerd/errdefs"
-	"github.com/klauspost/compress/gzip"
+	"github.com/ctr-seed/ctr-seed/internal/gunzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
@@ -69,10 +69,10 @@ func detect(head []byte) (codec, error) {
 }
 
 // decompressor returns a streaming decompressor for c.
-func decompressor(r io.Reader, c codec) (io.ReadCloser, error) {
+func decompressor(r *bufio.Reader, c codec) (io.ReadCloser, error) {
 	switch c {
 	case gzipped:
-		return gzip.NewReader(r)
+		return gunzip.NewReader(r)
 	case zstandard:
 		d, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderConcurrency(1))
 		if err != nil {

@@ -7,15 +7,14 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/errdefs"
-	"github.com/ctr-seed/ctr-seed/importer/applier/zlib"
-	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/ctr-seed/ctr-seed/internal/gunzip"
 	"github.com/klauspost/compress/zstd"
 )
 
 // decompressStream is containerd's compression.DecompressStream (the same
 // detection), but always in process and a few chunks ahead of its reader
 // (readAhead): gzip through the system's zlib when the build has it (see
-// package zlib: nearly twice klauspost's speed here), else klauspost's
+// internal/gunzip: nearly twice klauspost's speed here), else klauspost's
 // decoders with containerd's options. containerd runs unpigz (or igzip)
 // instead when it is on PATH. Measured here, in an import on two cores:
 //   - through containerd's wiring (an io.Pipe, exec's copying goroutines),
@@ -35,14 +34,7 @@ func decompressStream(br *bufio.Reader) (io.ReadCloser, error) {
 	case compression.Uncompressed:
 		return io.NopCloser(br), nil
 	case compression.Gzip:
-		if zlib.Enabled {
-			z, err := zlib.NewReader(br)
-			if err != nil {
-				return nil, err
-			}
-			return newReadAhead(z), nil
-		}
-		z, err := kgzip.NewReader(br)
+		z, err := gunzip.NewReader(br)
 		if err != nil {
 			return nil, err
 		}

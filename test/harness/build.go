@@ -30,7 +30,7 @@ var (
 
 // withCgo are the commands built with cgo, as make build builds them:
 // ctr-seed inflates gzip layers with the system's zlib (see
-// importer/applier/zlib). The rest are static.
+// internal/gunzip). The rest are static.
 var withCgo = map[string]bool{"./cmd/ctr-seed": true}
 
 // BuildCommand builds a main package of this module (e.g. "./cmd/ctr-seed",

@@ -1,6 +1,6 @@
 //go:build cgo && !nozlib
 
-package zlib
+package gunzip
 
 import (
 	"bufio"
@@ -65,7 +65,7 @@ func readAll(r io.Reader, n int) ([]byte, error) {
 
 func inflate(t *testing.T, z []byte, bufSize, readSize int) ([]byte, error) {
 	t.Helper()
-	r, err := NewReader(bufio.NewReaderSize(bytes.NewReader(z), bufSize))
+	r, err := newZlib(bufio.NewReaderSize(bytes.NewReader(z), bufSize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestSourceErrorPasses(t *testing.T) {
 	cause := errors.New("the source failed")
 	z := gz(t, sample(1<<20, 6))
 	src := io.MultiReader(bytes.NewReader(z[:len(z)/2]), errReader{cause})
-	r, err := NewReader(bufio.NewReaderSize(src, 4096))
+	r, err := newZlib(bufio.NewReaderSize(src, 4096))
 	if err != nil {
 		t.Fatal(err)
 	}
