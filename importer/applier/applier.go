@@ -203,9 +203,12 @@ func (a *Applier) decompressed(ctx context.Context, desc ocispec.Descriptor, pro
 	}
 	// As containerd's applier: a compressed media type's content is
 	// sniffed (gzip, zstd or plain), a plain tar type's is taken as it is.
-	var ds io.ReadCloser = io.NopCloser(bufio.NewReaderSize(r, 1<<20))
+	// 256 KiB of buffer: the reads below it are a seed's or the store's,
+	// and the tap's chunks are that size too.
+	br := bufio.NewReaderSize(r, 256<<10)
+	var ds io.ReadCloser = io.NopCloser(br)
 	if c, _ := images.DiffCompression(ctx, desc.MediaType); c != "" {
-		if ds, err = decompressStream(bufio.NewReaderSize(r, 1<<20)); err != nil {
+		if ds, err = decompressStream(br); err != nil {
 			ra.Close()
 			return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
