@@ -91,7 +91,7 @@ type writeFetcher struct {
 	registry *atomic.Int64
 	blobs    *runBlobs
 	guard    *layerlimit.Limits // nil: layers are capped when applied
-	guardOn  func() bool        // whether guard applies to this run's layers (nil: it does)
+	guardOn  func() bool        // whether guard applies to this run's layers (asked per layer)
 	tee      *layerTee          // layers the applier reads along with the write
 }
 
@@ -108,7 +108,7 @@ func (f *writeFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.R
 		src, r.n, r.fromSeed = FromSeed, f.seed, true
 	}
 	if f.guard != nil {
-		if c, ok := f.guard.Cap(desc); ok && (f.guardOn == nil || f.guardOn()) {
+		if c, ok := f.guard.Cap(desc); ok && f.guardOn() {
 			r.rc, r.capped = c.Guard(rc), true
 		}
 	}

@@ -160,6 +160,10 @@ func (w *writer) call(req *contentapi.WriteContentRequest) (*contentapi.WriteCon
 	}
 }
 
+// Write returns once its chunks are sent, before the daemon answers them:
+// Send marshals a request into a buffer of gRPC's own, so the caller may
+// reuse p at once (content.Copy does); a write the daemon took short fails
+// a later call, Commit at the latest.
 func (w *writer) Write(p []byte) (int, error) {
 	n := 0
 	for data := range slices.Chunk(p, maxChunk) {

@@ -163,10 +163,11 @@ func goOutput(dir string, args ...string) (string, error) { return goRun(dir, fa
 func goRun(dir string, cgo bool, args ...string) (string, error) {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cgoEnv := "CGO_ENABLED=0"
 	if cgo {
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		cgoEnv = "CGO_ENABLED=1"
 	}
+	cmd.Env = append(os.Environ(), cgoEnv)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

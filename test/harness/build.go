@@ -35,8 +35,7 @@ var withCgo = map[string]bool{"./cmd/ctr-seed": true}
 
 // BuildCommand builds a main package of this module (e.g. "./cmd/ctr-seed",
 // relative to the module root), static (but for withCgo) and with
-// -trimpath, and returns the
-// binary's path. ldflags are passed to the linker (e.g. "-X main.version=v1");
+// -trimpath, and returns the binary's path. ldflags are passed to the linker (e.g. "-X main.version=v1");
 // each package is built once per test process and set of ldflags; the go
 // build cache makes that cheap.
 func BuildCommand(t testing.TB, pkg string, ldflags ...string) string {
