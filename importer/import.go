@@ -21,15 +21,12 @@ import (
 // the seeds, never from a registry. Each image lands or fails on its own:
 // the results say which, and the error joins the failures.
 func (im *Importer) Import(ctx context.Context, seeds fetcher.Seeds) ([]ImageResult, error) {
-	ctx, done, err := im.withLease(ctx)
-	if err != nil {
-		return nil, err
-	}
+	l := im.newRunLease(ctx)
 	var results []ImageResult
 	for _, s := range seeds {
-		results = append(results, im.importSeed(ctx, s, seeds)...)
+		results = append(results, im.importSeed(ctx, s, seeds, l)...)
 	}
-	if err := done(); err != nil {
+	if err := l.end(ctx); err != nil {
 		return results, err
 	}
 	return results, failures(ctx, results)
@@ -42,7 +39,7 @@ type entryGroup struct {
 	name    string // first full reference among the entries, for labels
 }
 
-func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds) []ImageResult {
+func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds, l *runLease) []ImageResult {
 	imgs, err := s.Images(ctx)
 	if err == nil && len(imgs) == 0 {
 		err = fmt.Errorf("seed %s: no images: its index lists none: %w", s.Path(), errdefs.ErrNotFound)
@@ -88,7 +85,7 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 	failed := len(results) > 0
 	skipped := 0
 	for _, g := range groups {
-		r := im.importGroup(ctx, s, all, f, st, g)
+		r := im.importGroup(ctx, s, all, f, st, g, l)
 		failed = failed || r.Err != nil
 		if r.Skipped != "" {
 			skipped++
@@ -113,11 +110,12 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 	// and only when every image it points to landed.
 	if (im.opts.IndexName != "" || im.opts.Digests) && !failed {
 		r := ImageResult{Seed: s.Path(), Target: s.Index().Digest, MediaType: s.Index().MediaType}
-		if err := im.writeIndex(ctx, f, s.Index()); err != nil {
-			r.Err = err
-		} else {
-			r.Names, r.Err = im.store(ctx, st, s.Index())
-		}
+		r.Names, r.Err = landOnce(ctx, im, l, func(ctx context.Context, im *Importer) ([]string, error) {
+			if err := im.writeIndex(ctx, f, s.Index()); err != nil {
+				return nil, err
+			}
+			return im.store(ctx, st, s.Index())
+		})
 		if r.Err != nil {
 			r.Err = fmt.Errorf("seed %s: index %s: %w", s.Path(), s.Index().Digest, r.Err)
 		}
@@ -129,7 +127,7 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 	return results
 }
 
-func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds, f remotes.Fetcher, st *image.Store, g *entryGroup) ImageResult {
+func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds, f remotes.Fetcher, st *image.Store, g *entryGroup, l *runLease) ImageResult {
 	start := time.Now()
 	r := ImageResult{Seed: s.Path(), Target: g.desc.Digest, MediaType: g.desc.MediaType}
 	label := fetcher.Name(g.desc, nil)
@@ -160,44 +158,64 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		return r
 	} else if r.Warning, r.Err = im.verify(ctx, s, g); r.Err == nil {
 		// Verified (or nothing asked): only now is anything written.
-		r.FromSeed, r.FromRegistry, r.FromStore, r.Err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all})
-	}
-	if r.Err == nil {
-		r.Err = im.checkUsable(ctx, g.desc)
-	}
-	if r.Err == nil {
-		r.Signatures, r.Err = im.keepSignatures(ctx, s, f, g.desc)
-	}
-	if r.Err == nil {
-		for _, e := range g.entries {
-			names, err := im.recordEntry(ctx, st, e)
-			if err != nil {
-				r.Err = err
-				break
-			}
-			r.Names = append(r.Names, names...)
-		}
-	}
-	if r.Err == nil && im.opts.DigestRefs {
-		var refs []string
-		refs, r.Err = im.recordDigestRefs(ctx, r.Names, g.desc, provenance(s))
-		r.Names = append(r.Names, refs...)
-	}
-	if r.Err == nil && len(r.Names) == 0 && im.opts.IndexName == "" && unnamed(g.entries) {
-		// Nothing names it (docker's RepoTags null, a cosign save layout's
-		// entries): it is recorded under its digest, as ctr's --digests
-		// names it (BASE@sha256:…, or import-<date>@sha256:…), so that a
-		// record keeps its content.
-		name := im.digestPrefix() + "@" + g.desc.Digest.String()
-		if r.Err = im.record(ctx, name, g.desc, provenance(s)); r.Err == nil {
-			r.Names = []string{name}
-		}
+		var got landed
+		got, r.Err = landOnce(ctx, im, l, func(ctx context.Context, im *Importer) (landed, error) {
+			return im.landGroup(ctx, s, all, f, st, g)
+		})
+		r.FromSeed, r.FromRegistry, r.FromStore, r.Signatures, r.Names = got.fromSeed, got.fromRegistry, got.fromStore, got.signatures, got.names
 	}
 	if r.Err != nil {
 		r.Err = fmt.Errorf("seed %s: image %s (%s): %w", s.Path(), label, g.desc.Digest, stopCause(ctx, r.Err))
 	}
 	r.Duration = time.Since(start)
 	return r
+}
+
+// landed is what landGroup did.
+type landed struct {
+	fromSeed, fromRegistry int64
+	fromStore, signatures  int
+	names                  []string
+}
+
+// landGroup writes and unpacks the image g, keeps its signatures and
+// records its names.
+func (im *Importer) landGroup(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds, f remotes.Fetcher, st *image.Store, g *entryGroup) (r landed, err error) {
+	if r.fromSeed, r.fromRegistry, r.fromStore, err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all}); err != nil {
+		return r, err
+	}
+	if err = im.checkUsable(ctx, g.desc); err != nil {
+		return r, err
+	}
+	if r.signatures, err = im.keepSignatures(ctx, s, f, g.desc); err != nil {
+		return r, err
+	}
+	for _, e := range g.entries {
+		names, err := im.recordEntry(ctx, st, e)
+		if err != nil {
+			return r, err
+		}
+		r.names = append(r.names, names...)
+	}
+	if im.opts.DigestRefs {
+		refs, err := im.recordDigestRefs(ctx, r.names, g.desc, provenance(s))
+		r.names = append(r.names, refs...)
+		if err != nil {
+			return r, err
+		}
+	}
+	if len(r.names) == 0 && im.opts.IndexName == "" && unnamed(g.entries) {
+		// Nothing names it (docker's RepoTags null, a cosign save layout's
+		// entries): it is recorded under its digest, as ctr's --digests
+		// names it (BASE@sha256:…, or import-<date>@sha256:…), so that a
+		// record keeps its content.
+		name := im.digestPrefix() + "@" + g.desc.Digest.String()
+		if err := im.record(ctx, name, g.desc, provenance(s)); err != nil {
+			return r, err
+		}
+		r.names = []string{name}
+	}
+	return r, nil
 }
 
 // writeIndex stores the seed's index itself with GC references to its

@@ -10,6 +10,8 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
@@ -26,10 +28,14 @@ type Importer struct {
 	// content is the client's content store, its writes streamed when it
 	// is the daemon's over gRPC (see contentstream).
 	content content.Store
-	opts    Options
+	// images and snapshotter are the client's, but in the read-only pass
+	// (see landOnce).
+	images      images.Store
+	snapshotter snapshots.Snapshotter
+	opts        Options
 	// local caches probeLocal's answer per snapshotter: one probe per
 	// importer, not one per image.
-	local sync.Map
+	local *sync.Map
 	// policy checks signatures (nil: none asked); policyErr is why the
 	// options' keys could not be read: every image fails with it.
 	policy    *trust.Policy
@@ -53,7 +59,8 @@ func New(c *client.Client, opts Options) *Importer {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	im := &Importer{client: c, content: contentstream.New(c.ContentStore(), c.Conn()), opts: opts}
+	im := &Importer{client: c, content: contentstream.New(c.ContentStore(), c.Conn()),
+		images: c.ImageService(), snapshotter: c.SnapshotService(opts.Snapshotter), opts: opts, local: &sync.Map{}}
 	if opts.Verify.Enabled() {
 		im.policy, im.policyErr = trust.New(opts.Verify)
 	}

@@ -34,51 +34,72 @@ const (
 // the plugin tries the seed again.
 var ErrLeaseLost = errors.New("import lease lost")
 
-// withLease holds everything an import writes until the records exist.
-// done deletes the lease and waits for the garbage collector, so whatever
-// no record references — a failed image's blobs and snapshots — is gone
-// when it returns. A killed import's lease is deleted by the next import on
+// runLease holds everything a run writes until the records exist. It is
+// made when the run's first write is about to happen (use): a run that
+// finds everything in place (see landOnce) writes nothing and makes none.
+// end deletes it and waits for the garbage collector, so whatever no
+// record references — a failed image's blobs and snapshots — is gone when
+// it returns. A killed import's lease is deleted by the next import on
 // the node, or expires after LeaseExpiry, whichever comes first.
-func (im *Importer) withLease(ctx context.Context) (context.Context, func() error, error) {
-	ls := im.client.LeasesService()
-	im.dropStaleLeases(ctx, ls)
-	l, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(im.opts.LeaseExpiry),
-		leases.WithLabel(LeaseLabel, time.Now().UTC().Format(time.RFC3339)),
-		leases.WithLabel(leaseOwner, selfOwner()))
-	if err != nil {
-		return ctx, nil, fmt.Errorf("creating lease: %w", err)
+type runLease struct {
+	im    *Importer
+	lease *leases.Lease // nil until used
+}
+
+// newRunLease starts a run: it drops the leases of killed imports first.
+func (im *Importer) newRunLease(ctx context.Context) *runLease {
+	im.dropStaleLeases(ctx, im.client.LeasesService())
+	return &runLease{im: im}
+}
+
+// use returns ctx under the run's lease, made at the first call.
+func (l *runLease) use(ctx context.Context) (context.Context, error) {
+	if l.lease == nil {
+		made, err := l.im.client.LeasesService().Create(ctx, leases.WithRandomID(), leases.WithExpiration(l.im.opts.LeaseExpiry),
+			leases.WithLabel(LeaseLabel, time.Now().UTC().Format(time.RFC3339)),
+			leases.WithLabel(leaseOwner, selfOwner()))
+		if err != nil {
+			return ctx, fmt.Errorf("creating lease: %w", err)
+		}
+		l.lease = &made
 	}
-	done := func() error {
-		// The caller's context may be cancelled (SIGINT): clean up anyway.
-		// When it was, wait for the collection only briefly: containerd
-		// may be shutting down, with its GC scheduler already stopped.
-		// The lease is deleted before the wait, so what it held goes at
-		// the next collection either way.
-		stopped := ctx.Err() != nil
-		wait := time.Minute
-		if stopped {
-			wait = stoppedGCWait
-		}
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
-		defer cancel()
-		// Stopped during the wait (containerd shutting down right after
-		// an import): the same short wait, not the minute.
-		defer context.AfterFunc(ctx, func() { time.AfterFunc(stoppedGCWait, cancel) })()
-		if err := ls.Delete(dctx, l, leases.SynchronousDelete); err != nil {
-			if ctx.Err() != nil && dctx.Err() != nil {
-				log.G(ctx).WithField("lease", l.ID).Info("lease deleted; its content goes at the next garbage collection")
-				return nil
-			}
-			if errdefs.IsNotFound(err) {
-				// Someone else deleted it under the import: what it wrote
-				// may be gone; the import is not to be trusted, the seed is.
-				return fmt.Errorf("lease %s deleted by someone else during the import: %w", l.ID, ErrLeaseLost)
-			}
-			return fmt.Errorf("deleting lease %s: %w", l.ID, err)
-		}
+	return leases.WithLease(ctx, l.lease.ID), nil
+}
+
+// end deletes the lease, if one was made, and waits for the collection.
+func (l *runLease) end(ctx context.Context) error {
+	if l.lease == nil {
 		return nil
 	}
-	return leases.WithLease(ctx, l.ID), done, nil
+	// The caller's context may be cancelled (SIGINT): clean up anyway.
+	// When it was, wait for the collection only briefly: containerd
+	// may be shutting down, with its GC scheduler already stopped.
+	// The lease is deleted before the wait, so what it held goes at
+	// the next collection either way.
+	stopped := ctx.Err() != nil
+	wait := time.Minute
+	if stopped {
+		wait = stoppedGCWait
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
+	defer cancel()
+	// Stopped during the wait (containerd shutting down right after
+	// an import): the same short wait, not the minute.
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(stoppedGCWait, cancel) })()
+	id := l.lease.ID
+	if err := l.im.client.LeasesService().Delete(dctx, *l.lease, leases.SynchronousDelete); err != nil {
+		if ctx.Err() != nil && dctx.Err() != nil {
+			log.G(ctx).WithField("lease", id).Info("lease deleted; its content goes at the next garbage collection")
+			return nil
+		}
+		if errdefs.IsNotFound(err) {
+			// Someone else deleted it under the import: what it wrote
+			// may be gone; the import is not to be trusted, the seed is.
+			return fmt.Errorf("lease %s deleted by someone else during the import: %w", id, ErrLeaseLost)
+		}
+		return fmt.Errorf("deleting lease %s: %w", id, err)
+	}
+	return nil
 }
 
 // dropStaleLeases deletes ctr-seed leases whose process is gone (killed

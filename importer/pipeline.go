@@ -63,7 +63,7 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	var unpacker *unpack.Unpacker
 	var tee *layerTee
 	if !im.opts.NoUnpack {
-		sn := im.client.SnapshotService(im.opts.Snapshotter)
+		sn := im.snapshotter
 		a, guardFetch, t := im.applierFor(ctx, j, sn, h)
 		limits := im.layerLimits()
 		f.guard, f.guardOn = &limits, guardFetch

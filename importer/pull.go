@@ -34,27 +34,32 @@ func (im *Importer) Pull(ctx context.Context, r *fetcher.Resolver, ref string) (
 	if err != nil {
 		return res, err
 	}
-	ctx, done, err := im.withLease(ctx)
-	if err != nil {
-		return res, err
-	}
 	limit := 1
 	if im.opts.AllPlatforms {
 		limit = 0
 	}
-	res.FromSeed, res.FromRegistry, res.FromStore, err = im.transfer(ctx, job{desc: desc, name: name, fetcher: f, seeds: r.Seeds(), limit: limit})
-	if err == nil {
-		err = im.record(ctx, name, desc, im.opts.PullLabels)
-	}
-	if err == nil && im.opts.DigestRefs {
-		var refs []string
-		refs, err = im.recordDigestRefs(ctx, res.Names, desc, im.opts.PullLabels)
-		res.Names = append(res.Names, refs...)
-	}
+	l := im.newRunLease(ctx)
+	got, err := landOnce(ctx, im, l, func(ctx context.Context, im *Importer) (landed, error) {
+		out := landed{names: []string{name}}
+		var err error
+		if out.fromSeed, out.fromRegistry, out.fromStore, err = im.transfer(ctx, job{desc: desc, name: name, fetcher: f, seeds: r.Seeds(), limit: limit}); err != nil {
+			return out, err
+		}
+		if err = im.record(ctx, name, desc, im.opts.PullLabels); err != nil {
+			return out, err
+		}
+		if im.opts.DigestRefs {
+			refs, err := im.recordDigestRefs(ctx, out.names, desc, im.opts.PullLabels)
+			out.names = append(out.names, refs...)
+			return out, err
+		}
+		return out, nil
+	})
+	res.FromSeed, res.FromRegistry, res.FromStore, res.Names = got.fromSeed, got.fromRegistry, got.fromStore, got.names
 	if err != nil {
 		err = fmt.Errorf("%s: %w", desc.Digest, err)
 	}
-	if derr := done(); err == nil {
+	if derr := l.end(ctx); err == nil {
 		err = derr
 	}
 	return res, err

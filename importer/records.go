@@ -81,7 +81,7 @@ func (im *Importer) recordEntry(ctx context.Context, st *image.Store, desc ocisp
 }
 
 func (im *Importer) store(ctx context.Context, st *image.Store, desc ocispec.Descriptor) ([]string, error) {
-	imgs, err := st.Store(ctx, desc, keepLabels{im.client.ImageService()})
+	imgs, err := st.Store(ctx, desc, keepLabels{im.images})
 	if errdefs.IsNotFound(err) {
 		return nil, nil
 	}
@@ -121,7 +121,7 @@ func (im *Importer) recordDigestRefs(ctx context.Context, names []string, desc o
 // record creates or updates one named image (pull), with the importer's
 // labels and extra.
 func (im *Importer) record(ctx context.Context, name string, desc ocispec.Descriptor, extra map[string]string) error {
-	is := keepLabels{im.client.ImageService()}
+	is := keepLabels{im.images}
 	labels := im.imageLabels(ctx)
 	maps.Copy(labels, extra)
 	img := images.Image{Name: name, Target: desc, Labels: labels}
