@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -15,11 +16,12 @@ import (
 )
 
 // streamStore is the content store the importer writes through, on the
-// test daemon, with a lease that holds what a test writes.
-func streamStore(t *testing.T) (context.Context, content.Store) {
+// test daemon, with a lease that holds what a test writes; with
+// contentstream.StreamOnly, every blob streams over gRPC.
+func streamStore(t *testing.T, opts ...contentstream.Opt) (context.Context, content.Store) {
 	t.Helper()
 	c := dclient(t)
-	cs := contentstream.New(c.ContentStore(), c.Conn())
+	cs := contentstream.New(c.ContentStore(), c.Conn(), opts...)
 	if _, ok := cs.(*contentstream.Store); !ok {
 		t.Fatalf("a gRPC client's store is %T, not a streaming one", cs)
 	}
@@ -52,11 +54,15 @@ func readBlob(t *testing.T, ctx context.Context, cs content.Store, d ocispec.Des
 // TestContentStreamWritesBlob: a blob of many chunks (more than the
 // writer keeps unanswered) lands whole, with the labels of its commit.
 func TestContentStreamWritesBlob(t *testing.T) {
-	ctx, cs := streamStore(t)
+	ctx, cs := streamStore(t, contentstream.StreamOnly())
+	ctx, logs := logged(ctx)
 	p, d := randomBlob(t, 41<<20+123)
 	labels := map[string]string{"ctr-seed.test/label": "yes"}
 	if err := content.WriteBlob(ctx, cs, "stream-"+d.Digest.Encoded(), bytes.NewReader(p), d, content.WithLabels(labels)); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), directLine) {
+		t.Errorf("%q with StreamOnly:\n%s", directLine, logs)
 	}
 	if got := readBlob(t, ctx, cs, d); !bytes.Equal(got, p) {
 		t.Fatalf("blob read back: %d bytes, differs from the %d written", len(got), len(p))
@@ -81,7 +87,7 @@ func TestContentStreamWritesBlob(t *testing.T) {
 // expected digest are refused at commit by the daemon (failed
 // precondition, as through containerd's own writer), and no blob lands.
 func TestContentStreamRefusesWrongDigest(t *testing.T) {
-	ctx, cs := streamStore(t)
+	ctx, cs := streamStore(t, contentstream.StreamOnly())
 	p, d := randomBlob(t, 5<<20)
 	bad := bytes.Clone(p)
 	bad[len(bad)/2] ^= 0xff
@@ -105,11 +111,12 @@ func TestContentStreamRefusesWrongDigest(t *testing.T) {
 	}
 }
 
-// TestContentStreamResumes: a write closed before its commit leaves its
-// ingest; the next writer of the ref starts where it stopped, and
-// content.Copy finishes it from there.
+// TestContentStreamResumes: a streamed write closed before its commit
+// leaves its ingest; the next writer of the ref starts where it stopped,
+// and content.Copy finishes it from there. (A blob written into the
+// ingest file has a ref of its own: no later writer resumes it.)
 func TestContentStreamResumes(t *testing.T) {
-	ctx, cs := streamStore(t)
+	ctx, cs := streamStore(t, contentstream.StreamOnly())
 	p, d := randomBlob(t, 9<<20)
 	ref := "stream-resume-" + d.Digest.Encoded()
 	w, err := cs.Writer(ctx, content.WithRef(ref), content.WithDescriptor(d))
@@ -149,7 +156,7 @@ func TestContentStreamResumes(t *testing.T) {
 // TestContentStreamCancelled: a write whose context ends fails, and its
 // writer still closes.
 func TestContentStreamCancelled(t *testing.T) {
-	ctx, cs := streamStore(t)
+	ctx, cs := streamStore(t, contentstream.StreamOnly())
 	p, d := randomBlob(t, 3<<20)
 	cctx, cancel := context.WithCancel(ctx)
 	w, err := cs.Writer(cctx, content.WithRef("stream-cancel-"+d.Digest.Encoded()), content.WithDescriptor(d))

@@ -17,9 +17,11 @@ import (
 	"io"
 
 	contentapi "github.com/containerd/containerd/api/services/content/v1"
+	introspectionapi "github.com/containerd/containerd/api/services/introspection/v1"
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 )
@@ -27,18 +29,33 @@ import (
 // Store is a content store whose writers stream; the rest is inner's.
 type Store struct {
 	content.Store
-	api contentapi.ContentClient
+	api        contentapi.ContentClient
+	root       contentRoot
+	streamOnly bool
+}
+
+// Opt configures a Store.
+type Opt func(*Store)
+
+// StreamOnly makes every blob stream over gRPC, even one this process
+// could write into the daemon's ingest file (see direct).
+func StreamOnly() Opt {
+	return func(s *Store) { s.streamOnly = true }
 }
 
 // New returns inner with streaming writers when conn is a gRPC
 // connection to containerd (the client's Conn()); inner as it is
 // otherwise (in memory services, ttrpc).
-func New(inner content.Store, conn any) content.Store {
+func New(inner content.Store, conn any, opts ...Opt) content.Store {
 	cc, ok := conn.(*grpc.ClientConn) // nil in memory: the client's field is typed
 	if !ok || cc == nil {
 		return inner
 	}
-	return &Store{Store: inner, api: contentapi.NewContentClient(cc)}
+	s := &Store{Store: inner, api: contentapi.NewContentClient(cc), root: contentRoot{api: introspectionapi.NewIntrospectionClient(cc)}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Writer opens a write session for the ref, as the proxy's does: the
@@ -54,6 +71,20 @@ func (s *Store) Writer(ctx context.Context, opts ...content.WriterOpt) (content.
 	if wo.Ref == "" {
 		return nil, fmt.Errorf("ref must not be empty: %w", errdefs.ErrInvalidArgument)
 	}
+	if wo.Desc.Size >= directMin && !s.streamOnly {
+		if w, err := s.direct(ctx, wo); w != nil || err != nil {
+			return w, err
+		}
+	}
+	w, err := s.open(ctx, wo.Ref, wo.Desc)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// open starts a write session for ref.
+func (s *Store) open(ctx context.Context, ref string, desc ocispec.Descriptor) (*writer, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := s.api.Write(ctx)
 	if err != nil {
@@ -66,9 +97,9 @@ func (s *Store) Writer(ctx context.Context, opts ...content.WriterOpt) (content.
 	}
 	if err := stream.Send(&contentapi.WriteContentRequest{
 		Action:   contentapi.WriteAction_STAT,
-		Ref:      wo.Ref,
-		Total:    wo.Desc.Size,
-		Expected: wo.Desc.Digest.String(),
+		Ref:      ref,
+		Total:    desc.Size,
+		Expected: desc.Digest.String(),
 	}); err != nil {
 		if errors.Is(err, io.EOF) { // the daemon ended the stream: Recv has its status
 			_, err = stream.Recv()
@@ -81,5 +112,5 @@ func (s *Store) Writer(ctx context.Context, opts ...content.WriterOpt) (content.
 		cancel()
 		return nil, errgrpc.ToNative(err)
 	}
-	return newWriter(wo.Ref, stream, cancel, resp), nil
+	return newWriter(ref, stream, cancel, resp), nil
 }
