@@ -99,7 +99,7 @@ func (s *Store) direct(ctx context.Context, wo content.WriterOpts) (content.Writ
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY, 0)
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY|unix.O_NOFOLLOW, 0)
 	if err == nil {
 		var st os.FileInfo
 		if st, err = f.Stat(); err == nil && st.Size() != w.offset {
