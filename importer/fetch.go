@@ -7,7 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	digest "github.com/opencontainers/go-digest"
@@ -93,6 +95,9 @@ type writeFetcher struct {
 	guard    *layerlimit.Limits // nil: layers are capped when applied
 	guardOn  func() bool        // whether guard applies to this run's layers (asked per layer)
 	tee      *layerTee          // layers the applier reads along with the write
+	// owed are the blobs read to their end whose BlobDone waits for
+	// their commit (see committing).
+	owed sync.Map
 }
 
 func (f *writeFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
@@ -102,7 +107,7 @@ func (f *writeFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.R
 		f.obs.BlobDone(desc.Digest, err)
 		return nil, err
 	}
-	r := &observedReader{rc: rc, desc: desc, obs: f.obs, blobs: f.blobs, n: f.registry}
+	r := &observedReader{rc: rc, desc: desc, obs: f.obs, blobs: f.blobs, n: f.registry, owed: &f.owed}
 	src := FromRegistry
 	if fetcher.OriginOf(rc) == fetcher.OriginSeed {
 		src, r.n, r.fromSeed = FromSeed, f.seed, true
@@ -142,6 +147,7 @@ type observedReader struct {
 	fromSeed bool
 	capped   bool // rc holds the layer to the bomb cap
 	done     bool
+	owed     *sync.Map
 }
 
 func (r *observedReader) Read(p []byte) (int, error) {
@@ -154,9 +160,9 @@ func (r *observedReader) Read(p []byte) (int, error) {
 		r.done = true
 		if err == io.EOF {
 			// The stream reached its end without error: verified (and,
-			// if guarded, under the cap).
+			// if guarded, under the cap). Done once it is committed.
 			r.blobs.record(r.desc.Digest, r.fromSeed, r.capped)
-			r.obs.BlobDone(r.desc.Digest, nil)
+			r.owed.Store(r.desc.Digest, true)
 		} else {
 			r.obs.BlobDone(r.desc.Digest, err)
 		}
@@ -172,4 +178,57 @@ func (r *observedReader) Close() error {
 		r.obs.BlobDone(r.desc.Digest, fmt.Errorf("blob %s: closed before the end of its content", r.desc.Digest))
 	}
 	return r.rc.Close()
+}
+
+// committing is the content store the fetch handler writes through: a
+// blob read to its end is done (Observer.BlobDone) when the store has
+// committed it, or failed when its commit fails or never comes. Between
+// the end of the read and the commit the daemon still checks and syncs
+// the blob; an import stopped then must not have said it wrote it.
+type committing struct {
+	content.Ingester
+	f *writeFetcher
+}
+
+func (c committing) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
+	var wo content.WriterOpts
+	for _, o := range opts {
+		if err := o(&wo); err != nil {
+			return nil, err
+		}
+	}
+	w, err := c.Ingester.Writer(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &committingWriter{Writer: w, d: wo.Desc.Digest, f: c.f}, nil
+}
+
+type committingWriter struct {
+	content.Writer
+	d digest.Digest
+	f *writeFetcher
+}
+
+func (w *committingWriter) Commit(ctx context.Context, size int64, expected digest.Digest, opts ...content.Opt) error {
+	err := w.Writer.Commit(ctx, size, expected, opts...)
+	if err != nil && errdefs.IsAlreadyExists(err) {
+		w.settle(nil)
+	} else {
+		w.settle(err)
+	}
+	return err
+}
+
+func (w *committingWriter) Close() error {
+	err := w.Writer.Close()
+	w.settle(fmt.Errorf("blob %s: not committed", w.d))
+	return err
+}
+
+// settle tells the observer how the blob ended, if that is still owed.
+func (w *committingWriter) settle(err error) {
+	if _, owed := w.f.owed.LoadAndDelete(w.d); owed {
+		w.f.obs.BlobDone(w.d, err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -150,7 +151,11 @@ func checkSeeds(seeds fetcher.Seeds, blobs *runBlobs) images.HandlerFunc {
 // fetchHandler is containerd's FetchHandler, which skips what the store
 // already has; with SkipMissing, a manifest no source holds is skipped.
 func (im *Importer) fetchHandler(f remotes.Fetcher) images.HandlerFunc {
-	fetch := remotes.FetchHandler(im.content, f)
+	var cs content.Ingester = im.content
+	if wf, ok := f.(*writeFetcher); ok {
+		cs = committing{Ingester: im.content, f: wf}
+	}
+	fetch := remotes.FetchHandler(cs, f)
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := fetch(ctx, desc)
 		if err != nil && im.opts.SkipMissing && errdefs.IsNotFound(err) && isSkippable(desc, im.unpackPlatforms()) {

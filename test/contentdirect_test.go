@@ -149,3 +149,44 @@ func TestContentDirectSharedBlob(t *testing.T) {
 		t.Fatal("shared blob differs from the one written")
 	}
 }
+
+// TestContentDirectResumes: a write into the ingest file closed before
+// its commit leaves the ingest; the next writer of the ref resumes it
+// where it stopped (the daemon hashed what is there), and content.Copy
+// writes only the rest.
+func TestContentDirectResumes(t *testing.T) {
+	ctx, cs := streamStore(t)
+	ctx, logs := logged(ctx)
+	p, d := randomBlob(t, 12<<20+7)
+	ref := "direct-resume-" + d.Digest.Encoded()
+	w, err := cs.Writer(ctx, content.WithRef(ref), content.WithDescriptor(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := int64(len(p) / 2)
+	if _, err := w.Write(p[:half]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w, err = cs.Writer(ctx, content.WithRef(ref), content.WithDescriptor(d)); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := w.Status(); err != nil || st.Offset != half {
+		t.Fatalf("resumed writer: %+v (%v), want offset %d", st, err, half)
+	}
+	src := &seekRecorder{Reader: bytes.NewReader(p)}
+	if err := content.Copy(ctx, w, src, d.Size, d.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if len(src.seeks) != 1 || src.seeks[0] != half {
+		t.Errorf("copy seeked the source to %v, want once to %d", src.seeks, half)
+	}
+	if !strings.Contains(logs.String(), directLine) {
+		t.Errorf("no %q line:\n%s", directLine, logs)
+	}
+	if got := readBlob(t, ctx, cs, d); !bytes.Equal(got, p) {
+		t.Fatal("resumed blob differs from the one written")
+	}
+}

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	introspectionapi "github.com/containerd/containerd/api/services/introspection/v1"
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -55,10 +55,6 @@ func (r *contentRoot) get(ctx context.Context) string {
 	return r.dir
 }
 
-// writers numbers this process's direct writes: each has a ref of its
-// own (see Store.direct).
-var writers atomic.Uint64
-
 // direct opens a fileWriter for the blob of wo, or returns nil when the
 // blob must stream instead (the reason is logged).
 //
@@ -67,19 +63,19 @@ var writers atomic.Uint64
 // the file by anyone who can reach it, and the daemon still checks every
 // one of them (size and digest) at the commit, exactly as it checks a
 // stream's. The daemon names the file after its internal key for the ref
-// ("<namespace>/<sequence>/<ref>", the sequence 1 for a ref new to the
-// namespace); the ref file in the ingest directory must say that key, or
-// nothing is written there. The ref is this write's own (the caller's
-// plus a number), so no other writer, in this process or another, ever
-// resumes the ingest while its file is written outside the daemon.
+// ("<namespace>/<sequence>/<ref>", the sequence 1 for a ref's first
+// ingest in the namespace); the ref file in the ingest directory must say
+// that key, or nothing is written there. The write session opened here
+// stays open while the file is written: it holds the ref's lock, so any
+// other writer of the blob (the plugin, another import, a pull) waits, as
+// for a streamed write, and then finds the blob committed.
 func (s *Store) direct(ctx context.Context, wo content.WriterOpts) (content.Writer, error) {
 	root := s.root.get(ctx)
 	ns, ok := namespaces.Namespace(ctx)
 	if root == "" || !ok {
 		return nil, nil
 	}
-	ref := wo.Ref + "@ctr-seed-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(writers.Add(1), 10)
-	w, err := s.open(ctx, ref, wo.Desc)
+	w, err := s.open(ctx, wo.Ref, wo.Desc)
 	if err != nil {
 		return nil, err
 	}
@@ -88,16 +84,11 @@ func (s *Store) direct(ctx context.Context, wo content.WriterOpts) (content.Writ
 	if wo.Desc.Size > 0 && w.offset == wo.Desc.Size {
 		return w, nil
 	}
-	key := ns + "/1/" + ref
+	key := ns + "/1/" + wo.Ref
 	dir := filepath.Join(root, "ingest", digest.FromString(key).Encoded())
 	if b, err := os.ReadFile(filepath.Join(dir, "ref")); err != nil || string(b) != key {
-		log.G(ctx).WithField("ref", ref).WithError(err).Debug("ingest file not found: the blob streams over gRPC")
+		log.G(ctx).WithField("ref", wo.Ref).WithError(err).Debug("ingest file not found: the blob streams over gRPC")
 		return w, nil
-	}
-	// The daemon's writer lets go of the file (and of the ref's lock)
-	// when the session ends.
-	if err := w.Close(); err != nil {
-		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY|unix.O_NOFOLLOW, 0)
 	if err == nil {
@@ -110,21 +101,20 @@ func (s *Store) direct(ctx context.Context, wo content.WriterOpts) (content.Writ
 		}
 	}
 	if err != nil {
-		log.G(ctx).WithField("ref", ref).WithError(err).Debug("ingest file not writable: the blob streams over gRPC")
-		if w, err = s.open(ctx, ref, wo.Desc); err != nil {
-			return nil, err
-		}
+		log.G(ctx).WithField("ref", wo.Ref).WithError(err).Debug("ingest file not writable: the blob streams over gRPC")
 		return w, nil
 	}
-	return &fileWriter{s: s, f: f, ref: ref, desc: wo.Desc, offset: w.offset, synced: w.offset}, nil
+	return &fileWriter{s: s, f: f, held: w, ref: wo.Ref, desc: wo.Desc, offset: w.offset, synced: w.offset}, nil
 }
 
-// fileWriter writes a blob into the daemon's ingest file; its commit
-// resumes the ingest in a new session (the daemon hashes the file) and
-// commits it there.
+// fileWriter writes a blob into the daemon's ingest file while its write
+// session (held) keeps the ref's lock; its commit ends that session (the
+// daemon syncs the file and lets go of it), resumes the ingest in a new
+// one (the daemon hashes the file) and commits it there.
 type fileWriter struct {
 	s      *Store
 	f      *os.File
+	held   *writer
 	ref    string
 	desc   ocispec.Descriptor
 	offset int64
@@ -134,6 +124,12 @@ type fileWriter struct {
 
 func (w *fileWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
+		return 0, w.err
+	}
+	// The session that holds the ref ended (the daemon went away, the
+	// import was stopped): the write fails, as a stream's would.
+	if err := w.held.failure(); err != nil {
+		w.err = fmt.Errorf("writing %s: %w", w.ref, err)
 		return 0, w.err
 	}
 	n, err := w.f.WriteAt(p, w.offset)
@@ -170,7 +166,7 @@ func (w *fileWriter) Commit(ctx context.Context, size int64, expected digest.Dig
 	if err := w.Close(); err != nil {
 		return err
 	}
-	sw, err := w.s.open(ctx, w.ref, w.desc)
+	sw, err := w.s.resume(ctx, w.ref, w.desc)
 	if err != nil {
 		return fmt.Errorf("resuming ingest %s: %w", w.ref, err)
 	}
@@ -185,16 +181,41 @@ func (w *fileWriter) Commit(ctx context.Context, size int64, expected digest.Dig
 	return nil
 }
 
-// Close leaves the ingest for the garbage collector (the import's lease
-// holds it until then), as a streamed write's.
+// resume opens a session for ref again. Between the end of the session
+// that held the ref and this one, another writer may have taken it:
+// then this waits for it to let go, as content.OpenWriter waits, and
+// finds the blob committed (already exists) or the ingest to resume.
+func (s *Store) resume(ctx context.Context, ref string, desc ocispec.Descriptor) (*writer, error) {
+	wait := 8 * time.Millisecond
+	for {
+		w, err := s.open(ctx, ref, desc)
+		if !errdefs.IsUnavailable(err) {
+			return w, err
+		}
+		select {
+		case <-time.After(wait):
+			wait = min(2*wait, time.Second)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close ends the file's writes and the session that held the ref: the
+// ingest stays for a later writer of the ref to resume, or for the
+// garbage collector (the import's lease holds it until then), as a
+// streamed write's.
 func (w *fileWriter) Close() error {
 	if w.f == nil {
-		return nil
+		return w.err
 	}
 	err := w.f.Close()
 	w.f = nil
 	if err != nil && w.err == nil {
 		w.err = fmt.Errorf("writing ingest %s: %w", w.ref, err)
+	}
+	if err := w.held.Close(); err != nil && w.err == nil {
+		w.err = fmt.Errorf("ending the write session of %s: %w", w.ref, err)
 	}
 	return w.err
 }

@@ -85,14 +85,17 @@ func (s *Store) Writer(ctx context.Context, opts ...content.WriterOpt) (content.
 
 // open starts a write session for ref.
 func (s *Store) open(ctx context.Context, ref string, desc ocispec.Descriptor) (*writer, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	stream, err := s.api.Write(ctx)
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := s.api.Write(sctx)
 	if err != nil {
+		cancel()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("writing %s: %w", ref, cerr)
+		}
 		// No stream: the daemon is unreachable. That is not the
 		// "unavailable" of a ref another writer holds, which
 		// content.OpenWriter waits out: it would retry for as long as
 		// the daemon stays down.
-		cancel()
 		return nil, fmt.Errorf("content service unreachable: %s", status.Convert(err).Message())
 	}
 	if err := stream.Send(&contentapi.WriteContentRequest{

@@ -114,6 +114,9 @@ func TestInterruptedMidway(t *testing.T) {
 			if err := p.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
+			if err := p.Thaw(); err != nil {
+				t.Fatal(err)
+			}
 			r := p.Wait(t, 30*time.Second)
 			took := time.Since(sent)
 			t.Logf("%v with %d of %d bytes of the big layer written and %d snapshots made; exited %d after %v\nstderr: %s", sig, st.Offset, st.Total, snaps, r.Code, took.Round(time.Millisecond), r.Stderr)
@@ -151,13 +154,20 @@ func TestDaemonRestartedMidway(t *testing.T) {
 			d, c, p, st, _ := importMidway(t, ns)
 			t0 := time.Now()
 			var r result
+			thaw := func() {
+				if err := p.Thaw(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if down {
 				d.Stop(t)
+				thaw()
 				r = p.Wait(t, time.Minute)
 				t.Logf("stopped containerd with %d of %d bytes of the big layer written; ctr-seed exited %v later", st.Offset, st.Total, time.Since(t0).Round(time.Millisecond))
 				d.Restart(t)
 			} else {
 				d.Restart(t)
+				thaw()
 				t.Logf("restarted containerd in %v with %d of %d bytes of the big layer written", time.Since(t0).Round(time.Millisecond), st.Offset, st.Total)
 				r = p.Wait(t, time.Minute)
 			}

@@ -142,13 +142,22 @@ func waitMidway(t *testing.T, c *client.Client, ns string, p *harness.Proc) (con
 
 // importMidway starts a daemon of the test's own and an import of the
 // seed into ns, and returns them once the import is midway, with what
-// waitMidway saw.
+// waitMidway saw. The import is frozen there (harness.Proc.Freeze): the
+// big layer goes into the daemon's ingest file in a fraction of a second,
+// so a fault could otherwise land after its commit. The caller thaws it
+// once the fault is in place.
 func importMidway(t *testing.T, ns string) (*harness.Daemon, *client.Client, *harness.Proc, content.Status, int) {
 	t.Helper()
 	d := startDaemon(t, harness.DaemonOptions{})
 	c := d.Client(t)
 	p := startCtrSeed(t, d, ns, "import", seed.Path)
 	st, snaps := waitMidway(t, c, ns, p)
+	if err := p.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ContentStore().Info(nsCtx(ns), seed.Big.Digest); err == nil {
+		t.Fatalf("the big layer was committed before the import was frozen: make bigLayerBytes larger")
+	}
 	return d, c, p, st, snaps
 }
 

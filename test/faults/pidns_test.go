@@ -33,8 +33,16 @@ func TestOtherPIDNamespaceKeepsLiveLease(t *testing.T) {
 			big := harness.Start(t, harness.Cmd{Argv: append(append([]string(nil), tc.bigIn...),
 				ctrSeed, "--address", d.Address, "--namespace", ns, "import", seed.Path)})
 			waitMidway(t, c, ns, big)
+			// Frozen, so that it is still midway (its lease held) while
+			// the other import sweeps.
+			if err := big.Freeze(); err != nil {
+				t.Fatal(err)
+			}
 			r := harness.Start(t, harness.Cmd{Argv: append(append([]string(nil), tc.smallIn...),
 				ctrSeed, "--address", d.Address, "--namespace", "pidns-other", "import", small)}).Wait(t, time.Minute)
+			if err := big.Thaw(); err != nil {
+				t.Fatal(err)
+			}
 			if r.Code != 0 {
 				t.Fatalf("the other import: %s", r)
 			}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -181,6 +182,33 @@ func (p *Proc) Result() Result {
 
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Freeze stops the process and its descendants (SIGSTOP), so that a test
+// can act while it is at a given point, however fast it would have gone
+// on; Thaw lets them go on. Signals sent meanwhile are delivered then.
+func (p *Proc) Freeze() error { return signalTree(p.Pid(), syscall.SIGSTOP) }
+
+// Thaw resumes what Freeze stopped.
+func (p *Proc) Thaw() error { return signalTree(p.Pid(), syscall.SIGCONT) }
+
+// signalTree sends sig to pid and every descendant (as /proc lists them).
+func signalTree(pid int, sig syscall.Signal) error {
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("signal %v to %d: %w", sig, pid, err)
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		for _, f := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				if err := signalTree(child, sig); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
 
 // Wait waits for the process to exit. One still running after timeout is
 // sent SIGQUIT (a Go program then prints its goroutines on stderr), then
