@@ -1,5 +1,5 @@
 // Package contentstream writes blobs into containerd's content service
-// over gRPC without waiting for the daemon's reply to each chunk.
+// from a client (the CLI), faster than containerd's proxy writer.
 //
 // containerd's own proxy writer sends a chunk and waits for its reply
 // before it reads the next one, so the client (read, hash, marshal) and
@@ -8,6 +8,10 @@
 // them, and a receiver checks each reply's offset as it comes. Everything
 // else (the ref's lock, the expected digest checked at commit, resuming an
 // ingest) is the daemon's, exactly as for the proxy's writer.
+//
+// A big blob, when this process can reach the daemon's content store
+// (same node, root), skips the stream altogether: its bytes go into the
+// daemon's own ingest file (see direct.go).
 package contentstream
 
 import (
