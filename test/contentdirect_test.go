@@ -4,68 +4,24 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/log"
-	"github.com/sirupsen/logrus"
 )
 
 // directLine is what contentstream logs for a blob it wrote into the
 // daemon's ingest file.
 const directLine = "blob written into the daemon's ingest file"
 
-// logged is ctx with a debug logger writing into the returned buffer.
-func logged(ctx context.Context) (context.Context, *syncBuffer) {
-	b := &syncBuffer{}
-	l := logrus.New()
-	l.SetOutput(b)
-	l.SetLevel(logrus.DebugLevel)
-	return log.WithLogger(ctx, logrus.NewEntry(l)), b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestContentDirectWritesBlob: a big blob is written into the daemon's
 // ingest file (this test runs on the daemon's node, as root), and lands
 // whole, with its commit's labels, leaving no ingest.
 func TestContentDirectWritesBlob(t *testing.T) {
 	ctx, cs := streamStore(t)
-	ctx, logs := logged(ctx)
-	p, d := randomBlob(t, 41<<20+123)
-	labels := map[string]string{"ctr-seed.test/label": "direct"}
-	if err := content.WriteBlob(ctx, cs, "direct-"+d.Digest.Encoded(), bytes.NewReader(p), d, content.WithLabels(labels)); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(logs.String(), directLine) {
+	_, _, logs := writeLabelled(t, ctx, cs, "direct-", 41<<20+123)
+	if !strings.Contains(logs, directLine) {
 		t.Errorf("no %q line: the blob streamed:\n%s", directLine, logs)
-	}
-	if got := readBlob(t, ctx, cs, d); !bytes.Equal(got, p) {
-		t.Fatalf("blob read back: %d bytes, differs from the %d written", len(got), len(p))
-	}
-	info, err := cs.Info(ctx, d.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Size != d.Size || info.Labels["ctr-seed.test/label"] != "direct" {
-		t.Errorf("info: size %d labels %v, want size %d and the commit's label", info.Size, info.Labels, d.Size)
 	}
 	if sts, err := cs.ListStatuses(ctx); err != nil || len(sts) != 0 {
 		t.Errorf("ingests left: %v (%v)", sts, err)
@@ -156,37 +112,7 @@ func TestContentDirectSharedBlob(t *testing.T) {
 // writes only the rest.
 func TestContentDirectResumes(t *testing.T) {
 	ctx, cs := streamStore(t)
-	ctx, logs := logged(ctx)
-	p, d := randomBlob(t, 12<<20+7)
-	ref := "direct-resume-" + d.Digest.Encoded()
-	w, err := cs.Writer(ctx, content.WithRef(ref), content.WithDescriptor(d))
-	if err != nil {
-		t.Fatal(err)
-	}
-	half := int64(len(p) / 2)
-	if _, err := w.Write(p[:half]); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if w, err = cs.Writer(ctx, content.WithRef(ref), content.WithDescriptor(d)); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := w.Status(); err != nil || st.Offset != half {
-		t.Fatalf("resumed writer: %+v (%v), want offset %d", st, err, half)
-	}
-	src := &seekRecorder{Reader: bytes.NewReader(p)}
-	if err := content.Copy(ctx, w, src, d.Size, d.Digest); err != nil {
-		t.Fatal(err)
-	}
-	if len(src.seeks) != 1 || src.seeks[0] != half {
-		t.Errorf("copy seeked the source to %v, want once to %d", src.seeks, half)
-	}
-	if !strings.Contains(logs.String(), directLine) {
+	if logs := resumeHalf(t, ctx, cs, "direct-resume-", 12<<20+7); !strings.Contains(logs, directLine) {
 		t.Errorf("no %q line:\n%s", directLine, logs)
-	}
-	if got := readBlob(t, ctx, cs, d); !bytes.Equal(got, p) {
-		t.Fatal("resumed blob differs from the one written")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/importer/contentstream"
+	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -51,18 +52,16 @@ func readBlob(t *testing.T, ctx context.Context, cs content.Store, d ocispec.Des
 	return got
 }
 
-// TestContentStreamWritesBlob: a blob of many chunks (more than the
-// writer keeps unanswered) lands whole, with the labels of its commit.
-func TestContentStreamWritesBlob(t *testing.T) {
-	ctx, cs := streamStore(t, contentstream.StreamOnly())
-	ctx, logs := logged(ctx)
-	p, d := randomBlob(t, 41<<20+123)
-	labels := map[string]string{"ctr-seed.test/label": "yes"}
-	if err := content.WriteBlob(ctx, cs, "stream-"+d.Digest.Encoded(), bytes.NewReader(p), d, content.WithLabels(labels)); err != nil {
+// writeLabelled writes a random blob of n bytes through cs, with a
+// commit label, checks that it lands whole with the label, and returns
+// it and what was logged meanwhile.
+func writeLabelled(t *testing.T, ctx context.Context, cs content.Store, prefix string, n int) (p []byte, d ocispec.Descriptor, logs string) {
+	t.Helper()
+	ctx, buf := harness.DebugLogs(ctx)
+	p, d = randomBlob(t, n)
+	labels := map[string]string{"ctr-seed.test/label": prefix}
+	if err := content.WriteBlob(ctx, cs, prefix+d.Digest.Encoded(), bytes.NewReader(p), d, content.WithLabels(labels)); err != nil {
 		t.Fatal(err)
-	}
-	if strings.Contains(logs.String(), directLine) {
-		t.Errorf("%q with StreamOnly:\n%s", directLine, logs)
 	}
 	if got := readBlob(t, ctx, cs, d); !bytes.Equal(got, p) {
 		t.Fatalf("blob read back: %d bytes, differs from the %d written", len(got), len(p))
@@ -71,8 +70,19 @@ func TestContentStreamWritesBlob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Size != d.Size || info.Labels["ctr-seed.test/label"] != "yes" {
+	if info.Size != d.Size || info.Labels["ctr-seed.test/label"] != prefix {
 		t.Errorf("info: size %d labels %v, want size %d and the commit's label", info.Size, info.Labels, d.Size)
+	}
+	return p, d, buf.String()
+}
+
+// TestContentStreamWritesBlob: a blob of many chunks (more than the
+// writer keeps unanswered) lands whole, with the labels of its commit.
+func TestContentStreamWritesBlob(t *testing.T) {
+	ctx, cs := streamStore(t, contentstream.StreamOnly())
+	p, d, logs := writeLabelled(t, ctx, cs, "stream-", 41<<20+123)
+	if strings.Contains(logs, directLine) {
+		t.Errorf("%q with StreamOnly:\n%s", directLine, logs)
 	}
 	// Written again: the daemon says it exists, which WriteBlob accepts.
 	if err := content.WriteBlob(ctx, cs, "stream-again-"+d.Digest.Encoded(), bytes.NewReader(p), d); err != nil {
@@ -111,14 +121,15 @@ func TestContentStreamRefusesWrongDigest(t *testing.T) {
 	}
 }
 
-// TestContentStreamResumes: a streamed write closed before its commit
-// leaves its ingest; the next writer of the ref starts where it stopped,
-// and content.Copy finishes it from there. (A blob written into the
-// ingest file has a ref of its own: no later writer resumes it.)
-func TestContentStreamResumes(t *testing.T) {
-	ctx, cs := streamStore(t, contentstream.StreamOnly())
-	p, d := randomBlob(t, 9<<20)
-	ref := "stream-resume-" + d.Digest.Encoded()
+// resumeHalf writes half of a random blob of n bytes through cs and
+// closes the writer before its commit; the next writer of the ref must
+// start where that stopped, and content.Copy finish it from there (one
+// seek of the source). It returns what was logged meanwhile.
+func resumeHalf(t *testing.T, ctx context.Context, cs content.Store, prefix string, n int) (logs string) {
+	t.Helper()
+	ctx, buf := harness.DebugLogs(ctx)
+	p, d := randomBlob(t, n)
+	ref := prefix + d.Digest.Encoded()
 	w, err := cs.Writer(ctx, content.WithRef(ref), content.WithDescriptor(d))
 	if err != nil {
 		t.Fatal(err)
@@ -130,16 +141,11 @@ func TestContentStreamResumes(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w, err = cs.Writer(ctx, content.WithRef(ref), content.WithDescriptor(d))
-	if err != nil {
+	if w, err = cs.Writer(ctx, content.WithRef(ref), content.WithDescriptor(d)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := w.Status()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Offset != half {
-		t.Fatalf("resumed writer at %d, want %d", st.Offset, half)
+	if st, err := w.Status(); err != nil || st.Offset != half {
+		t.Fatalf("resumed writer: %+v (%v), want offset %d", st, err, half)
 	}
 	src := &seekRecorder{Reader: bytes.NewReader(p)}
 	if err := content.Copy(ctx, w, src, d.Size, d.Digest); err != nil {
@@ -151,6 +157,14 @@ func TestContentStreamResumes(t *testing.T) {
 	if got := readBlob(t, ctx, cs, d); !bytes.Equal(got, p) {
 		t.Fatal("resumed blob differs from the one written")
 	}
+	return buf.String()
+}
+
+// TestContentStreamResumes: a streamed write closed before its commit
+// leaves its ingest, which the next writer of the ref resumes.
+func TestContentStreamResumes(t *testing.T) {
+	ctx, cs := streamStore(t, contentstream.StreamOnly())
+	resumeHalf(t, ctx, cs, "stream-resume-", 9<<20)
 }
 
 // TestContentStreamCancelled: a write whose context ends fails, and its

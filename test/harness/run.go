@@ -101,7 +101,7 @@ type Proc struct {
 	Argv           []string
 	Started        time.Time
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr SyncBuffer
 	done           chan struct{} // closed once the process is reaped
 	res            Result        // valid after done
 }
@@ -240,19 +240,20 @@ func (p *Proc) Stop(t testing.TB, timeout time.Duration) Result {
 	return p.Wait(t, timeout)
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
+// SyncBuffer collects output (a child's, a logger's) while the test
+// reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
