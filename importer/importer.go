@@ -36,6 +36,10 @@ type Importer struct {
 	// local caches probeLocal's answer per snapshotter: one probe per
 	// importer, not one per image.
 	local *sync.Map
+	// caps caches the snapshotter's capabilities (an introspection call)
+	// per snapshotter: asked for every image, and again by the writing
+	// pass after a read-only one (see landOnce).
+	caps *sync.Map
 	// policy checks signatures (nil: none asked); policyErr is why the
 	// options' keys could not be read: every image fails with it.
 	policy    *trust.Policy
@@ -60,7 +64,7 @@ func New(c *client.Client, opts Options) *Importer {
 		opts.Observer = nopObserver{}
 	}
 	im := &Importer{client: c, content: contentstream.New(c.ContentStore(), c.Conn()),
-		images: c.ImageService(), snapshotter: c.SnapshotService(opts.Snapshotter), opts: opts, local: &sync.Map{}}
+		images: c.ImageService(), snapshotter: c.SnapshotService(opts.Snapshotter), opts: opts, local: &sync.Map{}, caps: &sync.Map{}}
 	if opts.Verify.Enabled() {
 		im.policy, im.policyErr = trust.New(opts.Verify)
 	}

@@ -182,9 +182,15 @@ func isSkippable(desc ocispec.Descriptor, unpacked []ocispec.Platform) bool {
 
 func (im *Importer) newUnpacker(ctx context.Context, sn snapshots.Snapshotter, a diff.Applier) (*unpack.Unpacker, error) {
 	name := im.opts.Snapshotter
-	caps, err := im.client.GetSnapshotterCapabilities(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("snapshotter %q: %w", name, err)
+	var caps []string
+	if v, ok := im.caps.Load(name); ok {
+		caps = v.([]string)
+	} else {
+		var err error
+		if caps, err = im.client.GetSnapshotterCapabilities(ctx, name); err != nil {
+			return nil, fmt.Errorf("snapshotter %q: %w", name, err)
+		}
+		im.caps.Store(name, caps)
 	}
 	var uopts []unpack.UnpackerOpt
 	for _, p := range im.unpackPlatforms() {
