@@ -20,6 +20,7 @@ type verifier struct {
 	file     string    // the blob's file in the seed, when not blobs/<alg>/<hex>
 	expected digest.Digest
 	size, n  int64
+	checked  bool // the digest was checked on reaching size
 	err      error
 }
 
@@ -42,24 +43,39 @@ func newVerifier(r io.Reader, c io.Closer, source string, expected digest.Digest
 	return v
 }
 
+// Read checks the digest as soon as the declared size is reached, not at
+// EOF: a caller that reads exactly desc.Size bytes (io.ReadFull, a
+// document read to its size) never asks for EOF. The Read that completes
+// a blob with the wrong digest returns none of its bytes, so that
+// io.ReadFull cannot report a full buffer; bytes past the size are an
+// error too.
 func (v *verifier) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
 	n, err := v.r.Read(p)
+	if v.n+int64(n) > v.size {
+		v.end()
+		v.err = fmt.Errorf("%s: %s: size mismatch: expected %d bytes, got more: %w", v.source, v.blob(), v.size, errdefs.ErrDataLoss)
+		return 0, v.err
+	}
 	v.w.Write(p[:n])
 	v.n += int64(n)
-	if err == io.EOF {
-		if v.pipe != nil {
-			v.pipe.end()
-		}
-		if v.n != v.size {
-			v.err = fmt.Errorf("%s: %s: size mismatch: expected %d bytes, got %d: %w", v.source, v.blob(), v.size, v.n, errdefs.ErrDataLoss)
-		} else if got := v.digester.Digest(); got != v.expected {
+	if v.n == v.size && !v.checked {
+		v.checked = true
+		v.end()
+		if got := v.digester.Digest(); got != v.expected {
 			v.err = fmt.Errorf("%s: %s: digest mismatch: expected %s, got %s: %w", v.source, v.blob(), v.expected, got, errdefs.ErrDataLoss)
-		} else {
-			v.err = io.EOF
+			return 0, v.err
 		}
+	}
+	if err == io.EOF {
+		if v.n != v.size {
+			v.end()
+			v.err = fmt.Errorf("%s: %s: size mismatch: expected %d bytes, got %d: %w", v.source, v.blob(), v.size, v.n, errdefs.ErrDataLoss)
+			return 0, v.err
+		}
+		v.err = io.EOF
 		return n, v.err
 	}
 	if err != nil {
@@ -69,10 +85,15 @@ func (v *verifier) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (v *verifier) Close() error {
+// end stops the hash pipe, if any, so that its digest can be read.
+func (v *verifier) end() {
 	if v.pipe != nil {
 		v.pipe.end()
 	}
+}
+
+func (v *verifier) Close() error {
+	v.end()
 	return v.closer.Close()
 }
 
