@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,13 +17,15 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// sourced is the seeds as containerd's push reads them: every blob read
-// sequentially and verified as it streams (the seeds' verifying reader
-// fails at the end on a mismatch, before the upload is committed), and,
-// as Info, where in the target registry this run already put a blob, so
-// the docker pusher mounts it instead of sending it again.
+// sourced is the seeds as containerd's push reads them: the image's
+// documents from the bytes checked before the push began, every other
+// blob read sequentially and verified as it streams (the seeds' verifying
+// reader fails when the blob's size is reached, before the upload is
+// committed), and, as Info, where in the target registry this run already
+// put a blob, so the docker pusher mounts it instead of sending it again.
 type sourced struct {
 	seeds fetcher.Seeds
+	docs  documents
 	run   *run
 	host  string
 }
@@ -54,12 +57,22 @@ func (s *sourced) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (conten
 			}
 		}
 	}
+	if b, ok := s.docs[desc.Digest]; ok && int64(len(b)) == desc.Size {
+		return docReaderAt{bytes.NewReader(b)}, nil
+	}
+	if isDocument(desc.MediaType) {
+		return nil, fmt.Errorf("%s %s: not checked before the push: %w", kindOf(desc.MediaType), desc.Digest, errdefs.ErrFailedPrecondition)
+	}
 	rc, err := s.seeds.Fetch(ctx, desc)
 	if err != nil {
 		return nil, err
 	}
 	return &streamReaderAt{rc: rc, size: desc.Size}, nil
 }
+
+type docReaderAt struct{ *bytes.Reader }
+
+func (docReaderAt) Close() error { return nil }
 
 // streamReaderAt serves a sequential stream as the push reads it: from
 // offset 0 up, in order.
@@ -85,9 +98,15 @@ func (r *streamReaderAt) Size() int64  { return r.size }
 func (r *streamReaderAt) Close() error { return r.rc.Close() }
 
 // counting is the registry's pusher, counting what it sends and what the
-// registry had, and noting where each blob now is.
+// registry had, and noting where each blob now is. It PUTs no manifest
+// whose bytes were not checked before the push, and the manifests of an
+// index (root) by digest, not by the index's tag: a push that fails
+// later leaves no other manifest under the image's name.
 type counting struct {
 	remotes.Pusher
+	byDigest remotes.Pusher // the same repository, manifests by digest
+	root     digest.Digest
+	docs     documents
 	run      *run
 	repo     string
 	progress blobprogress.Observer
@@ -98,7 +117,16 @@ type counting struct {
 }
 
 func (c *counting) Push(ctx context.Context, d ocispec.Descriptor) (content.Writer, error) {
-	w, err := c.Pusher.Push(ctx, d)
+	pusher := c.Pusher
+	if manifestish(d.MediaType) {
+		if _, ok := c.docs[d.Digest]; !ok {
+			return nil, fmt.Errorf("%s %s: not checked before the push: %w", kindOf(d.MediaType), d.Digest, errdefs.ErrFailedPrecondition)
+		}
+		if d.Digest != c.root {
+			pusher = c.byDigest
+		}
+	}
+	w, err := pusher.Push(inRepository(ctx, c.repo, d), d)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -115,12 +143,20 @@ func (c *counting) Push(ctx context.Context, d ocispec.Descriptor) (content.Writ
 	case err == nil:
 		blob := !manifestish(d.MediaType)
 		if blob {
-			c.uploaded++
 			c.progress.BlobStarted(d.Digest, d.Size, "seed")
 		}
 		return &countingWriter{Writer: w, c: c, d: d.Digest, blob: blob}, nil
 	}
 	return w, err
+}
+
+// inRepository keys d's push status in containerd's tracker (one per
+// resolver, keyed by digest alone) by repository too: what this run
+// pushed into one repository is not in another. A blob there is mounted
+// (Info's source label); a manifest is PUT again.
+func inRepository(ctx context.Context, repo string, d ocispec.Descriptor) context.Context {
+	kind, _, _ := strings.Cut(remotes.MakeRefKey(ctx, d), "-")
+	return remotes.WithMediaTypeKeyPrefix(ctx, d.MediaType, repo+"/"+kind)
 }
 
 func (c *counting) note(d digest.Digest) {
@@ -162,6 +198,9 @@ func (w *countingWriter) Commit(ctx context.Context, size int64, expected digest
 	err := w.Writer.Commit(ctx, size, expected, opts...)
 	if w.blob {
 		if err == nil {
+			w.c.mu.Lock()
+			w.c.uploaded++ // what was written, as its "wrote" line says
+			w.c.mu.Unlock()
 			w.c.note(w.d)
 		}
 		w.c.progress.BlobDone(w.d, err)

@@ -12,6 +12,7 @@ package pusher
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -38,6 +39,11 @@ type Options struct {
 	Concurrency int
 	// Progress is told of every blob uploaded; nil: nothing is.
 	Progress blobprogress.Observer
+	// LastWins pushes every image that names a tag another image of the
+	// seeds names too (with another digest), in order, so that the last
+	// one wins, with a warning; otherwise the first is pushed and the
+	// others fail.
+	LastWins bool
 }
 
 // ImageResult is one image pushed (or not).
@@ -50,6 +56,9 @@ type ImageResult struct {
 	// Partial counts the manifests an index names that the seed does
 	// not hold (other platforms): not pushed.
 	Partial int
+	// Warning is said of an image pushed anyway: with LastWins, the tag
+	// another image of the seeds named too.
+	Warning string
 	Err     error
 }
 
@@ -94,28 +103,89 @@ func Push(ctx context.Context, seeds fetcher.Seeds, resolver remotes.Resolver, o
 	p := &run{seeds: seeds, resolver: resolver, opts: opts, pushedTo: map[digest.Digest]string{},
 		limiter: semaphore.NewWeighted(int64(opts.Concurrency))}
 	var results []ImageResult
-	for _, s := range seeds {
+	for _, j := range p.plan(ctx) {
+		if j.err != nil {
+			results = append(results, ImageResult{Seed: j.seed.Path(), Name: j.name, Target: j.target, Digest: j.img.Target.Digest, Err: j.err})
+			continue
+		}
+		r := p.pushImage(ctx, j.seed, j.name, j.img.Target)
+		r.Warning = j.warning
+		results = append(results, r)
+		if r.Err == nil && len(j.referrers) > 0 {
+			results = append(results, p.pushReferrers(ctx, j.seed, j.name, j.img.Target.Digest, j.referrers)...)
+		}
+	}
+	return results, nil
+}
+
+// job is one image under one name, to push or refused.
+type job struct {
+	seed         *fetcher.Seed
+	img          fetcher.Image
+	name, target string
+	referrers    []ocispec.Descriptor
+	warning      string
+	err          error
+}
+
+// plan lists the images of the seeds under each of their names, in
+// order, refusing a name pinned to another digest than its image's and,
+// unless LastWins, a tag an earlier image of the seeds names with another
+// digest.
+func (p *run) plan(ctx context.Context) []job {
+	var jobs []job
+	first := map[string]job{} // target tag → the first job naming it
+	for _, s := range p.seeds {
 		imgs, err := s.Images(ctx)
 		if err != nil {
-			results = append(results, ImageResult{Seed: s.Path(), Err: err})
+			jobs = append(jobs, job{seed: s, err: err})
 			continue
 		}
 		refs := referrersOf(imgs)
 		for _, img := range imgs {
 			if img.Err != nil {
-				results = append(results, ImageResult{Seed: s.Path(), Digest: img.Target.Digest, Err: img.Err})
+				jobs = append(jobs, job{seed: s, img: img, err: img.Err})
 				continue
 			}
 			for _, name := range namesOf(img) {
-				r := p.pushImage(ctx, s, name, img.Target)
-				results = append(results, r)
-				if rs := refs[img.Target.Digest]; r.Err == nil && len(rs) > 0 {
-					results = append(results, p.pushReferrers(ctx, s, name, img.Target.Digest, rs)...)
+				j := job{seed: s, img: img, name: name, referrers: refs[img.Target.Digest]}
+				j.target, j.err = Target(name, p.opts)
+				d := img.Target.Digest
+				pin := pinnedTo(name)
+				f, seen := first[j.target]
+				switch {
+				case j.err != nil:
+					j.err = fmt.Errorf("seed %s: %w", s.Path(), j.err)
+				case pin != "" && pin != d:
+					j.err = fmt.Errorf("seed %s: image %s: the name is pinned to %s, but its entry is %s: not pushed under it: %w",
+						s.Path(), name, pin, d, errdefs.ErrInvalidArgument)
+				case pin != "":
+				case !seen:
+					first[j.target] = j
+				case f.img.Target.Digest != d:
+					said := fmt.Sprintf("seed %s: image %s (%s) → %s: seed %s names this tag too, as %s (%s)",
+						s.Path(), name, d, j.target, f.seed.Path(), f.name, f.img.Target.Digest)
+					if p.opts.LastWins {
+						j.warning = said + "; the last one wins (--last-wins)"
+					} else {
+						j.err = fmt.Errorf("%s: not pushed over it (--last-wins pushes the last one): %w", said, errdefs.ErrFailedPrecondition)
+					}
 				}
+				jobs = append(jobs, j)
 			}
 		}
 	}
-	return results, nil
+	return jobs
+}
+
+// pinnedTo is the digest a name is pinned to (REPO@sha256:...), if any.
+func pinnedTo(name string) digest.Digest {
+	if n, err := distref.ParseNormalizedNamed(name); err == nil {
+		if c, ok := n.(distref.Canonical); ok {
+			return c.Digest()
+		}
+	}
+	return ""
 }
 
 // namesOf are the names an entry is pushed under: its own, and its
@@ -159,14 +229,27 @@ func (p *run) pushImage(ctx context.Context, s *fetcher.Seed, name string, desc 
 	}
 	repo := distref.Path(tn)
 	host := distref.Domain(tn)
+	desc.Annotations = nil
+	// Every document is checked before anything is sent.
+	docs, err := readDocuments(ctx, p.seeds, desc)
+	if err != nil {
+		r.Err = fmt.Errorf("seed %s: image %s (%s) → %s: %w", s.Path(), name, desc.Digest, target, err)
+		return r
+	}
 	pusher, err := p.resolver.Pusher(ctx, target)
 	if err != nil {
 		r.Err = fmt.Errorf("image %s: %w", name, err)
 		return r
 	}
-	cp := &counting{Pusher: pusher, run: p, repo: repo, progress: blobprogress.Or(p.opts.Progress)}
-	provider := &sourced{seeds: p.seeds, run: p, host: host}
-	desc.Annotations = nil
+	byDigest, err := p.resolver.Pusher(ctx, host+"/"+repo+"@"+desc.Digest.String())
+	if err != nil {
+		r.Err = fmt.Errorf("image %s: %w", name, err)
+		return r
+	}
+	cp := &counting{Pusher: pusher, byDigest: byDigest, root: desc.Digest, docs: docs, run: p, repo: repo, progress: blobprogress.Or(p.opts.Progress)}
+	// containerd keys a blob's source by the registry's host name, port
+	// left out, as its pulls label blobs.
+	provider := &sourced{seeds: p.seeds, docs: docs, run: p, host: hostName(host)}
 	// An index whose other platforms the seed left out (save's default):
 	// push what the seed holds; the index itself keeps its digest.
 	present := func(h images.Handler) images.Handler {
@@ -197,6 +280,14 @@ func (p *run) pushImage(ctx context.Context, s *fetcher.Seed, name string, desc 
 		r.Err = fmt.Errorf("seed %s: image %s (%s) → %s: %w", s.Path(), name, desc.Digest, target, err)
 	}
 	return r
+}
+
+// hostName is host without its port.
+func hostName(host string) string {
+	if u, err := url.Parse("dummy://" + host); err == nil {
+		return u.Hostname()
+	}
+	return host
 }
 
 // manifestish: indexes and manifests go by reference, after their blobs.

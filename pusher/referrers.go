@@ -79,10 +79,17 @@ func (p *run) updateFallbackTag(ctx context.Context, tag string, refs []ocispec.
 		if err != nil {
 			return err
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, fetcher.MaxJSONSize+1))
+		if d.Size < 0 || d.Size > fetcher.MaxJSONSize {
+			rc.Close()
+			return fmt.Errorf("the registry's index at the tag, %s: %d bytes exceeds the %d byte cap for documents: %w", d.Digest, d.Size, fetcher.MaxJSONSize, errdefs.ErrInvalidArgument)
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
 		rc.Close()
 		if err != nil {
 			return err
+		}
+		if int64(len(b)) != d.Size || d.Digest.Validate() != nil || d.Digest.Algorithm().FromBytes(b) != d.Digest {
+			return fmt.Errorf("the registry's index at the tag is not %s (%d bytes): %w", d.Digest, d.Size, errdefs.ErrDataLoss)
 		}
 		if err := json.Unmarshal(b, &idx); err != nil {
 			return fmt.Errorf("the registry's index at the tag: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -104,7 +111,7 @@ func (p *run) updateFallbackTag(ctx context.Context, tag string, refs []ocispec.
 	if err != nil {
 		return err
 	}
-	w, err := pusher.Push(ctx, desc)
+	w, err := pusher.Push(inRepository(ctx, locator(tag), desc), desc)
 	if errdefs.IsAlreadyExists(err) {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -192,6 +193,19 @@ func TestPushPartialIndex(t *testing.T) {
 	if r.code != 1 || len(el) != 1 || !strings.Contains(el[0], "→ "+site.Host+"/"+portPath+"/library/app:1") ||
 		!strings.Contains(el[0], "the seed holds 1 fewer platform manifests than its index names") || !strings.Contains(el[0], "--all-platforms") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	// Its platform manifest went by digest: nothing is left under the
+	// index's tag.
+	if got, err := skopeoDigest(t, site.Host+"/"+portPath+"/library/app:1"); err == nil {
+		t.Errorf("after the failed push, the tag serves %s", got)
+	}
+	// The blobs it wrote before the index failed are counted.
+	wrote := strings.Count(r.stdout, "\nwrote ")
+	if strings.HasPrefix(r.stdout, "wrote ") {
+		wrote++
+	}
+	if want := fmt.Sprintf("pushed 0 of 1 images to %s: %d blobs uploaded", site.Host, wrote); wrote == 0 || !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout %q; want %d wrote lines and %q", r.stdout, wrote, want)
 	}
 	all := filepath.Join(t.TempDir(), "all.tar")
 	mustSave(t, namespace(t), "--plain-http", "--all-platforms", "-o", all, reg.Host+"/library/app:1")

@@ -21,6 +21,7 @@ func pushCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "the registry, and a path prefix: images go to HOST/PREFIX/<their registry>/<path>"},
 			&cli.BoolFlag{Name: "flat", Usage: "leave the images' own registry host out of the repositories (hauler's layout)"},
+			&cli.BoolFlag{Name: "last-wins", Usage: "when seeds name one tag with different digests, push each in order, the last one winning (default: push the first, refuse the others, exit 1)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		}, append(registryFlags(), spoolFlags()...)...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -48,7 +49,7 @@ func runPush(ctx context.Context, cmd *cli.Command) error {
 	}
 	o := newOutput(cmd)
 	defer o.Close()
-	results, err := pusher.Push(ctx, seeds, resolver, pusher.Options{To: cmd.String("to"), Flat: cmd.Bool("flat"), Progress: saveProgress{o}})
+	results, err := pusher.Push(ctx, seeds, resolver, pusher.Options{To: cmd.String("to"), Flat: cmd.Bool("flat"), LastWins: cmd.Bool("last-wins"), Progress: saveProgress{o}})
 	if err != nil {
 		return err
 	}
@@ -56,12 +57,17 @@ func runPush(ctx context.Context, cmd *cli.Command) error {
 	var up, have, mounted int
 	var sent int64
 	for _, r := range results {
+		// What a failed image wrote is counted too, as its "wrote" lines
+		// said.
+		up, have, mounted, sent = up+r.Uploaded, have+r.Existing, mounted+r.Mounted, sent+r.Bytes
 		if r.Err != nil {
 			failed++
 			o.line(o.errw, fmt.Sprintf("ctr-seed: %s\n", oneLine(r.Err)))
 			continue
 		}
-		up, have, mounted, sent = up+r.Uploaded, have+r.Existing, mounted+r.Mounted, sent+r.Bytes
+		if r.Warning != "" && !cmd.Bool("quiet") {
+			o.line(o.errw, fmt.Sprintf("ctr-seed: warning: %s\n", r.Warning))
+		}
 		if !cmd.Bool("quiet") {
 			o.line(o.out, fmt.Sprintf("pushed %s → %s (%s): %d blobs uploaded, %d already there, %d mounted, %s sent\n",
 				r.Name, r.Target, r.Digest, r.Uploaded, r.Existing, r.Mounted, sizeText(r.Bytes)))
