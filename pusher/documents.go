@@ -36,7 +36,7 @@ func readDocuments(ctx context.Context, seeds fetcher.Seeds, root ocispec.Descri
 	var total int64
 	var walk func(d ocispec.Descriptor) error
 	walk = func(d ocispec.Descriptor) error {
-		if _, ok := docs[d.Digest]; ok {
+		if _, ok := docs[d.Digest]; ok || !isDocument(d.MediaType) {
 			return nil
 		}
 		b, err := readDocument(ctx, seeds, d)
@@ -54,7 +54,7 @@ func readDocuments(ctx context.Context, seeds fetcher.Seeds, root ocispec.Descri
 				return fmt.Errorf("index %s: %v: %w", d.Digest, err, errdefs.ErrInvalidArgument)
 			}
 			for _, c := range idx.Manifests {
-				if manifestish(c.MediaType) && seeds.Has(c) {
+				if seeds.Has(c) {
 					if err := walk(c); err != nil {
 						return err
 					}
@@ -65,7 +65,7 @@ func readDocuments(ctx context.Context, seeds fetcher.Seeds, root ocispec.Descri
 			if err := json.Unmarshal(b, &m); err != nil {
 				return fmt.Errorf("manifest %s: %v: %w", d.Digest, err, errdefs.ErrInvalidArgument)
 			}
-			if images.IsKnownConfig(m.Config.MediaType) {
+			if seeds.Has(m.Config) { // else the registry's copy, if any, stays
 				return walk(m.Config)
 			}
 		}
