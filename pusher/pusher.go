@@ -2,11 +2,14 @@
 // Every named image of the seeds (and the signatures and referrers they
 // carry) is pushed with containerd's own push machinery
 // (core/remotes.PushContent through the docker resolver), the seeds as
-// the content provider; every blob is verified against its digest as it
-// streams out of the seed; what the registry has is not sent, a blob
-// pushed to another repository of the same registry in the same run is
-// mounted; manifests go after their blobs, so a corrupt seed pushes no
-// manifest under the name of the image it belongs to.
+// the content provider; every document (index, manifest, config) is
+// read whole, capped and checked against its digest before anything is
+// sent, every other blob verified as it streams out of the seed; what
+// the registry has is not sent, a blob pushed to another repository of
+// the same registry in the same run is mounted (a manifest is PUT in
+// each repository); manifests go after their blobs, an index's by
+// digest, so a corrupt seed pushes no manifest under the name of the
+// image it belongs to.
 package pusher
 
 import (
