@@ -70,7 +70,10 @@ func (im *Importer) checkNames(ctx context.Context, s *fetcher.Seed, g *entryGro
 		}
 		warning = v.Warning
 		for _, n := range names {
-			if err := v.Refused[n]; err != nil {
+			if err := v.Refused[n]; err != nil && unnamed(g.entries) {
+				// Its only names are the digest names the options made.
+				refuse(n, fmt.Errorf("signature: the seed names the image not: %w (--base-name the signed repository, or --verify-ignore-identity)", err))
+			} else if err != nil {
 				refuse(n, fmt.Errorf("signature: %w", err))
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	digest "github.com/opencontainers/go-digest"
@@ -103,6 +104,28 @@ func TestVerifyEveryName(t *testing.T) {
 		ns := namespace(t)
 		r := ctrSeedRun(t, ns, "import", "--verify-key", keyA, dir)
 		refusedLine(t, r, dir, forged, "identity "+repo+", want docker.io/library/nginx")
+		impAssertTargets(t, ns, map[string]digest.Digest{name: d})
+	})
+	t.Run("digests", func(t *testing.T) {
+		// Names by digest are names too: import-<date>@D is in no signed
+		// repository; BASE@D is when --base-name is the signed one.
+		byDate := "import-" + time.Now().Format("2006-01-02") + "@" + d.String()
+		dir := layout(t) // cosign's layout: its entries name nothing
+		ns := namespace(t)
+		r := ctrSeedRun(t, ns, "import", "--verify-key", keyA, dir)
+		refusedLine(t, r, dir, byDate, "the seed names the image not: identity "+repo+", want docker.io/library/import-")
+		if imgs := imageMap(t, ns); len(imgs) != 0 {
+			t.Errorf("records left: %v", keys(imgs))
+		}
+		ns = namespace(t) + "-base"
+		mustImport(t, ns, "--base-name", repo, "--verify-key", keyA, dir)
+		impAssertTargets(t, ns, map[string]digest.Digest{repo + "@" + d.String(): d})
+		// A named image given a digest name too (ctr's
+		// --skip-digest-for-named, whose meaning is inverted as ctr's is).
+		named := sl.save(t, "library/every", signed, "cosign", name)
+		ns = namespace(t) + "-named"
+		r = ctrSeedRun(t, ns, "import", "--digests", "--skip-digest-for-named", "--verify-key", keyA, named)
+		refusedLine(t, r, named, byDate, "identity "+repo+", want docker.io/library/import-")
 		impAssertTargets(t, ns, map[string]digest.Digest{name: d})
 	})
 	t.Run("base-name", func(t *testing.T) {
