@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,13 +86,14 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 	failed := len(results) > 0
 	skipped := 0
 	for _, g := range groups {
-		r := im.importGroup(ctx, s, all, f, st, g, l)
-		failed = failed || r.Err != nil
-		if r.Skipped != "" {
-			skipped++
+		for _, r := range im.importGroup(ctx, s, all, f, st, g, l) {
+			failed = failed || r.Err != nil
+			if r.Skipped != "" {
+				skipped++
+			}
+			im.opts.Observer.ImageDone(r)
+			results = append(results, r)
 		}
-		im.opts.Observer.ImageDone(r)
-		results = append(results, r)
 	}
 	if skipped == len(results) {
 		why := fmt.Errorf("seed %s: nothing for %s: every image is for another platform (use --platform or --all-platforms): %w",
@@ -114,7 +116,7 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 			if err := im.writeIndex(ctx, f, s.Index()); err != nil {
 				return nil, err
 			}
-			return im.store(ctx, st, s.Index())
+			return store(ctx, st, keepLabels{im.images}, s.Index())
 		})
 		if r.Err != nil {
 			r.Err = fmt.Errorf("seed %s: index %s: %w", s.Path(), s.Index().Digest, r.Err)
@@ -127,9 +129,12 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 	return results
 }
 
-func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds, f remotes.Fetcher, st *image.Store, g *entryGroup, l *runLease) ImageResult {
+// importGroup imports the image g: its result, after one result per
+// name refused (see checkNames); none of its own when every name is.
+func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds, f remotes.Fetcher, st *image.Store, g *entryGroup, l *runLease) []ImageResult {
 	start := time.Now()
 	r := ImageResult{Seed: s.Path(), Target: g.desc.Digest, MediaType: g.desc.MediaType}
+	var refused []ImageResult
 	label := fetcher.Name(g.desc, nil)
 	if label == "" {
 		label = "<none>"
@@ -141,13 +146,13 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		_, what, _ := strings.Cut(kind, "/")
 		r.Skipped = fmt.Sprintf("%s of an image of the seed (%s), not an image", what, kind)
 		r.Duration = time.Since(start)
-		return r
+		return []ImageResult{r}
 	} else if why := notAnImage(ctx, s, g.desc); why != "" {
 		// An OCI artifact (a helm chart, a signature, an SBOM) beside the
 		// images, as zarf's and oras's layouts hold them: nothing to run.
 		r.Skipped = why
 		r.Duration = time.Since(start)
-		return r
+		return []ImageResult{r}
 	} else if !images.IsManifestType(g.desc.MediaType) && !images.IsIndexType(g.desc.MediaType) {
 		r.Err = fmt.Errorf("index entry has media type %q, not an image manifest or index: %w", g.desc.MediaType, errdefs.ErrInvalidArgument)
 	} else if p := g.desc.Platform; p != nil && !im.platformMatcher().Match(*p) {
@@ -155,12 +160,20 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		// content, a record nothing can run; it is left out instead.
 		r.Skipped = fmt.Sprintf(skippedPlatform+"%s, not %s", platforms.FormatAll(*p), im.platformsText())
 		r.Duration = time.Since(start)
-		return r
-	} else if r.Warning, r.Err = im.verify(ctx, s, g); r.Err == nil {
-		// Verified (or nothing asked): only now is anything written.
+		return []ImageResult{r}
+	} else if plan, err := im.planNames(ctx, s, st, g); err != nil {
+		r.Err = err
+	} else if plan, refused, r.Warning, r.Err = im.checkNames(ctx, s, g, plan); r.Err == nil {
+		if len(plan) == 0 && len(refused) > 0 {
+			return refused // every name refused: nothing is written
+		}
+		if !slices.ContainsFunc(plan, func(img images.Image) bool { return img.Name == g.name }) {
+			g.name = "" // no distribution source from a name not recorded
+		}
+		// Checked (or nothing asked): only now is anything written.
 		var got landed
 		got, r.Err = landOnce(ctx, im, l, func(ctx context.Context, im *Importer) (landed, error) {
-			return im.landGroup(ctx, s, all, f, st, g)
+			return im.landGroup(ctx, s, all, f, g, plan)
 		})
 		r.FromSeed, r.FromRegistry, r.FromStore, r.Signatures, r.Names = got.fromSeed, got.fromRegistry, got.fromStore, got.signatures, got.names
 	}
@@ -168,7 +181,7 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		r.Err = fmt.Errorf("seed %s: image %s (%s): %w", s.Path(), label, g.desc.Digest, stopCause(ctx, r.Err))
 	}
 	r.Duration = time.Since(start)
-	return r
+	return append(refused, r)
 }
 
 // landed is what landGroup did.
@@ -179,8 +192,8 @@ type landed struct {
 }
 
 // landGroup writes and unpacks the image g, keeps its signatures and
-// records its names.
-func (im *Importer) landGroup(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds, f remotes.Fetcher, st *image.Store, g *entryGroup) (r landed, err error) {
+// makes the records plan (see planNames, checkNames).
+func (im *Importer) landGroup(ctx context.Context, s *fetcher.Seed, all fetcher.Seeds, f remotes.Fetcher, g *entryGroup, plan []images.Image) (r landed, err error) {
 	if r.fromSeed, r.fromRegistry, r.fromStore, err = im.transfer(ctx, job{desc: g.desc, name: g.name, fetcher: f, seeds: all}); err != nil {
 		return r, err
 	}
@@ -190,30 +203,19 @@ func (im *Importer) landGroup(ctx context.Context, s *fetcher.Seed, all fetcher.
 	if r.signatures, err = im.keepSignatures(ctx, s, f, g.desc); err != nil {
 		return r, err
 	}
-	for _, e := range g.entries {
-		names, err := im.recordEntry(ctx, st, e)
-		if err != nil {
-			return r, err
+	for _, img := range plan {
+		if err := im.create(ctx, img); err != nil {
+			return r, fmt.Errorf("creating image records: %w", err)
 		}
-		r.names = append(r.names, names...)
+		r.names = append(r.names, img.Name)
 	}
 	if im.opts.DigestRefs {
+		// Only from the names recorded: each is in a repository checked.
 		refs, err := im.recordDigestRefs(ctx, r.names, g.desc, provenance(s))
 		r.names = append(r.names, refs...)
 		if err != nil {
 			return r, err
 		}
-	}
-	if len(r.names) == 0 && im.opts.IndexName == "" && unnamed(g.entries) {
-		// Nothing names it (docker's RepoTags null, a cosign save layout's
-		// entries): it is recorded under its digest, as ctr's --digests
-		// names it (BASE@sha256:…, or import-<date>@sha256:…), so that a
-		// record keeps its content.
-		name := im.digestPrefix() + "@" + g.desc.Digest.String()
-		if err := im.record(ctx, name, g.desc, provenance(s)); err != nil {
-			return r, err
-		}
-		r.names = []string{name}
 	}
 	return r, nil
 }

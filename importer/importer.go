@@ -16,7 +16,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
-	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer/contentstream"
 	"github.com/ctr-seed/ctr-seed/importer/trust"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -69,22 +68,6 @@ func New(c *client.Client, opts Options) *Importer {
 		im.policy, im.policyErr = trust.New(opts.Verify)
 	}
 	return im
-}
-
-// verify checks the image g of seed s against the trust policy: a
-// warning for an unsigned image let in, or why it is refused.
-func (im *Importer) verify(ctx context.Context, s *fetcher.Seed, g *entryGroup) (string, error) {
-	if im.policyErr != nil {
-		return "", im.policyErr
-	}
-	if im.policy == nil {
-		return "", nil
-	}
-	w, err := im.policy.Check(ctx, s, g.desc.Digest, g.name)
-	if err != nil {
-		return "", fmt.Errorf("signature: %w", err)
-	}
-	return w, nil
 }
 
 // platformMatcher is what content is imported for.

@@ -27,6 +27,9 @@ func (im *Importer) Pull(ctx context.Context, r *fetcher.Resolver, ref string) (
 		return res, err
 	}
 	res.Names, res.Target, res.MediaType = []string{name}, desc.Digest, desc.MediaType
+	if err := pinnedElsewhere(name, desc.Digest); err != nil {
+		return res, fmt.Errorf("%s: %w", desc.Digest, err)
+	}
 	if res.Warning, err = im.verifyPull(ctx, r, name, desc); err != nil {
 		return res, err
 	}
@@ -78,9 +81,12 @@ func (im *Importer) verifyPull(ctx context.Context, r *fetcher.Resolver, name st
 	if err != nil {
 		return "", fmt.Errorf("%s: signature: %w", desc.Digest, err)
 	}
-	w, err := im.policy.Verify(sigs, desc.Digest, name)
+	v, err := im.policy.Verify(sigs, desc.Digest, []string{name})
+	if err == nil {
+		err = v.Refused[name]
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s: signature: %w", desc.Digest, err)
 	}
-	return w, nil
+	return v.Warning, nil
 }

@@ -71,17 +71,19 @@ func (im *Importer) digestPrefix() string {
 
 // recordEntry creates the records for one top-level index entry; no name
 // is not an error (ctr skips such entries too).
-func (im *Importer) recordEntry(ctx context.Context, st *image.Store, desc ocispec.Descriptor) ([]string, error) {
+// (into is where: the image service, or planNames's store that keeps
+// nothing).
+func (im *Importer) recordEntry(ctx context.Context, st *image.Store, into images.Store, desc ocispec.Descriptor) ([]string, error) {
 	desc.Annotations = maps.Clone(desc.Annotations)
 	if desc.Annotations == nil {
 		desc.Annotations = map[string]string{}
 	}
 	desc.Annotations[refSource] = "annotation"
-	return im.store(ctx, st, desc)
+	return store(ctx, st, into, desc)
 }
 
-func (im *Importer) store(ctx context.Context, st *image.Store, desc ocispec.Descriptor) ([]string, error) {
-	imgs, err := st.Store(ctx, desc, keepLabels{im.images})
+func store(ctx context.Context, st *image.Store, into images.Store, desc ocispec.Descriptor) ([]string, error) {
+	imgs, err := st.Store(ctx, desc, into)
 	if errdefs.IsNotFound(err) {
 		return nil, nil
 	}
@@ -121,10 +123,17 @@ func (im *Importer) recordDigestRefs(ctx context.Context, names []string, desc o
 // record creates or updates one named image (pull), with the importer's
 // labels and extra.
 func (im *Importer) record(ctx context.Context, name string, desc ocispec.Descriptor, extra map[string]string) error {
-	is := keepLabels{im.images}
 	labels := im.imageLabels(ctx)
 	maps.Copy(labels, extra)
-	img := images.Image{Name: name, Target: desc, Labels: labels}
+	return im.create(ctx, images.Image{Name: name, Target: desc, Labels: labels})
+}
+
+// create creates or updates the record img, keeping the labels of an
+// existing one (as containerd's transfer image store does, through
+// keepLabels).
+func (im *Importer) create(ctx context.Context, img images.Image) error {
+	is := keepLabels{im.images}
+	name := img.Name
 	for {
 		if _, err := is.Create(ctx, img); err == nil {
 			return nil

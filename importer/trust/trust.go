@@ -11,6 +11,8 @@ import (
 	"crypto"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -90,41 +92,86 @@ func New(o Options) (*Policy, error) {
 // ErrUnverified is matched by every refusal.
 var ErrUnverified = fmt.Errorf("not verified: %w", errdefs.ErrFailedPrecondition)
 
-// Check verifies the image target of seed s, named name ("" when the seed
-// names it not), by the signatures the seed carries for it.
-func (p *Policy) Check(ctx context.Context, s *fetcher.Seed, target digest.Digest, name string) (warning string, err error) {
-	sigs, err := s.Signatures(ctx, target)
-	if err != nil {
-		return "", err
-	}
-	return p.Verify(sigs, target, name)
+// Verdict is what an image's signatures say of the names it is to be
+// recorded under.
+type Verdict struct {
+	// Warning is said of an unsigned image let in (IfSigned).
+	Warning string
+	// Refused are the names no valid signature's identity covers, each
+	// with why; the other names are covered.
+	Refused map[string]error
 }
 
-// Verify checks the image target, named name, by sigs: the signatures
-// found for it (in seeds or a registry). It returns a warning for an
-// unsigned image let in (IfSigned), or an error saying why it is refused.
-func (p *Policy) Verify(sigs []fetcher.Signature, target digest.Digest, name string) (warning string, err error) {
+// Check verifies the image target of seed s, to be recorded under names
+// (none when the seed names it not), by the signatures the seed carries
+// for it.
+func (p *Policy) Check(ctx context.Context, s *fetcher.Seed, target digest.Digest, names []string) (Verdict, error) {
+	sigs, err := s.Signatures(ctx, target)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return p.Verify(sigs, target, names)
+}
+
+// Verify checks the image target, to be recorded under names, by sigs:
+// the signatures found for it (in seeds or a registry). The image is
+// refused (an error saying why) when it is unsigned (Always), when no
+// signature is valid under a key over target, or when it has no name to
+// check an identity against. Otherwise each name must be in the
+// repository a valid signature names (unless IgnoreIdentity): a signature
+// vouches for its repository, not for whatever else a seed calls the same
+// digest; the names that are not are in the Verdict's Refused.
+func (p *Policy) Verify(sigs []fetcher.Signature, target digest.Digest, names []string) (Verdict, error) {
 	if len(sigs) == 0 {
 		if p.opts.Mode == IfSigned {
-			return "no signature: let in (--verify=if-signed)", nil
+			return Verdict{Warning: "no signature: let in (--verify=if-signed)"}, nil
 		}
-		return "", fmt.Errorf("no signature: %w", ErrUnverified)
+		return Verdict{}, fmt.Errorf("no signature: %w", ErrUnverified)
 	}
-	var why []string
+	var why, identities []string
 	for _, sig := range sigs {
-		if err := p.checkOne(sig, target, name); err != nil {
+		id, err := p.checkOne(sig, target)
+		if err != nil {
 			why = append(why, err.Error())
 			continue
 		}
-		return "", nil
+		if !slices.Contains(identities, id) {
+			identities = append(identities, id)
+		}
 	}
-	return "", fmt.Errorf("%d %s, none valid: %s: %w", len(sigs), plural(len(sigs)), dedupe(why), ErrUnverified)
+	if len(identities) == 0 {
+		return Verdict{}, fmt.Errorf("%d %s, none valid: %s: %w", len(sigs), plural(len(sigs)), dedupe(why), ErrUnverified)
+	}
+	if p.opts.IgnoreIdentity {
+		return Verdict{}, nil
+	}
+	if len(names) == 0 {
+		return Verdict{}, fmt.Errorf("the seed gives the image no name to check the signature's identity %s against (--verify-ignore-identity): %w",
+			strings.Join(identities, " and "), ErrUnverified)
+	}
+	var v Verdict
+	for _, n := range names {
+		want, err := repository(n)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("the name is no reference to check the signature's identity %s against: %w", strings.Join(identities, " and "), ErrUnverified)
+		case !slices.Contains(identities, want):
+			err = fmt.Errorf("identity %s, want %s: %w", strings.Join(identities, " and "), want, ErrUnverified)
+		default:
+			continue
+		}
+		if v.Refused == nil {
+			v.Refused = map[string]error{}
+		}
+		v.Refused[n] = err
+	}
+	return v, nil
 }
 
-// checkOne: the signature is valid under a key, over a payload for target
-// naming the image's repository.
-func (p *Policy) checkOne(sig fetcher.Signature, target digest.Digest, name string) error {
-	var keyErr error
+// checkOne: the signature is valid under a key, over a payload for
+// target; it returns the repository the payload names (its identity,
+// normalised; quoted when it is no reference).
+func (p *Policy) checkOne(sig fetcher.Signature, target digest.Digest) (string, error) {
 	valid := false
 	for _, v := range p.verifiers {
 		if err := v.v.VerifySignature(bytes.NewReader(sig.Signature), bytes.NewReader(sig.Payload)); err == nil {
@@ -137,28 +184,23 @@ func (p *Policy) checkOne(sig fetcher.Signature, target digest.Digest, name stri
 		for i, v := range p.verifiers {
 			names[i] = v.name
 		}
-		keyErr = fmt.Errorf("not valid for key %s", strings.Join(names, ", "))
-		return keyErr
+		return "", fmt.Errorf("not valid for key %s", strings.Join(names, ", "))
 	}
 	var pl payload.SimpleContainerImage
 	if err := json.Unmarshal(sig.Payload, &pl); err != nil {
-		return fmt.Errorf("payload is no simple-signing JSON: %v", err)
+		return "", fmt.Errorf("payload is no simple-signing JSON: %v", err)
 	}
 	if got := pl.Critical.Image.DockerManifestDigest; got != target.String() {
-		return fmt.Errorf("signature is for %s not %s", got, target)
+		if _, err := digest.Parse(got); err != nil {
+			got = strconv.Quote(got)
+		}
+		return "", fmt.Errorf("signature is for %s not %s", got, target)
 	}
-	if p.opts.IgnoreIdentity {
-		return nil
+	ref := pl.Critical.Identity.DockerReference
+	if repo, err := repository(ref); err == nil {
+		return repo, nil
 	}
-	want, err := repository(name)
-	if err != nil || name == "" {
-		return fmt.Errorf("the seed gives the image no name to check the signature's identity %s against (--verify-ignore-identity)", pl.Critical.Identity.DockerReference)
-	}
-	got, err := repository(pl.Critical.Identity.DockerReference)
-	if err != nil || got != want {
-		return fmt.Errorf("identity %s, want %s", pl.Critical.Identity.DockerReference, want)
-	}
-	return nil
+	return strconv.Quote(ref), nil
 }
 
 // repository is ref's repository, normalised as containerd names images.

@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,29 +95,62 @@ func TestPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w, err := p.Check(context.Background(), seed, d, imageName); err != nil || w != "" {
-				t.Errorf("valid signature: %q, %v", w, err)
+			if v, err := p.Check(context.Background(), seed, d, []string{imageName}); err != nil || v.Warning != "" || len(v.Refused) != 0 {
+				t.Errorf("valid signature: %+v, %v", v, err)
 			}
 			p, _ = New(Options{Keys: []Key{pemOf(t, other.Public())}})
-			if _, err := p.Check(context.Background(), seed, d, imageName); err == nil || !strings.Contains(err.Error(), "1 signature, none valid: not valid for key key.pub") {
+			if _, err := p.Check(context.Background(), seed, d, []string{imageName}); err == nil || !strings.Contains(err.Error(), "1 signature, none valid: not valid for key key.pub") {
 				t.Errorf("other key: %v", err)
 			}
 		})
 	}
 	p, _ := New(Options{Keys: []Key{pemOf(t, ec.Public())}})
 	seed, d := signedSeed(t, ec, func(digest.Digest) digest.Digest { return digest.FromString("another image") }, "registry.local/trust/app")
-	if _, err := p.Check(context.Background(), seed, d, imageName); err == nil || !strings.Contains(err.Error(), "signature is for "+digest.FromString("another image").String()+" not "+d.String()) {
+	if _, err := p.Check(context.Background(), seed, d, []string{imageName}); err == nil || !strings.Contains(err.Error(), "signature is for "+digest.FromString("another image").String()+" not "+d.String()) {
 		t.Errorf("another digest: %v", err)
 	}
 	seed, d = signedSeed(t, ec, same, "registry.local/trust/other")
-	if _, err := p.Check(context.Background(), seed, d, imageName); err == nil || !strings.Contains(err.Error(), "identity registry.local/trust/other, want registry.local/trust/app") {
-		t.Errorf("another identity: %v", err)
+	if v, err := p.Check(context.Background(), seed, d, []string{imageName}); err != nil || v.Refused[imageName] == nil ||
+		!strings.Contains(v.Refused[imageName].Error(), "identity registry.local/trust/other, want registry.local/trust/app") {
+		t.Errorf("another identity: %+v, %v", v, err)
 	}
 	if _, err := New(Options{Keys: []Key{{Name: "bad.pub", PEM: []byte("not a key")}}}); err == nil || !strings.Contains(err.Error(), "verify key bad.pub") {
 		t.Errorf("a bad key: %v", err)
 	}
 	if _, err := New(Options{Keys: []Key{pemOf(t, ec.Public())}, Mode: "sometimes"}); err == nil {
 		t.Error("mode sometimes accepted")
+	}
+}
+
+// A signature vouches for its repository only: of the names an image is
+// to be recorded under, those in another repository are refused, each
+// saying why, whatever came first; --verify-ignore-identity lets every
+// name in; no name at all is an error unless it does.
+func TestPolicyNames(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	seed, d := signedSeed(t, ec, same, "registry.local/trust/app")
+	p, _ := New(Options{Keys: []Key{pemOf(t, ec.Public())}})
+	const forged = "docker.io/library/nginx:latest"
+	names := []string{forged, imageName, "registry.local/trust/app@" + d.String(), "registry.local/trust/app:latest", "nginx", "NOT A REFERENCE"}
+	v, err := p.Check(context.Background(), seed, d, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Refused) != 3 || v.Refused[forged] == nil || v.Refused["nginx"] == nil || v.Refused["NOT A REFERENCE"] == nil {
+		t.Fatalf("refused %v; want %s, nginx and the non-reference alone", v.Refused, forged)
+	}
+	if e := v.Refused[forged].Error(); !strings.Contains(e, "identity registry.local/trust/app, want docker.io/library/nginx") || !errors.Is(v.Refused[forged], ErrUnverified) {
+		t.Errorf("refusal of %s: %v", forged, e)
+	}
+	ignoring, _ := New(Options{Keys: []Key{pemOf(t, ec.Public())}, IgnoreIdentity: true})
+	if v, err := ignoring.Check(context.Background(), seed, d, names); err != nil || len(v.Refused) != 0 {
+		t.Errorf("ignoring identity: %+v, %v", v, err)
+	}
+	if _, err := p.Check(context.Background(), seed, d, nil); err == nil || !strings.Contains(err.Error(), "no name to check the signature's identity registry.local/trust/app against") {
+		t.Errorf("no name: %v", err)
+	}
+	if v, err := ignoring.Check(context.Background(), seed, d, nil); err != nil || len(v.Refused) != 0 {
+		t.Errorf("no name, ignoring identity: %+v, %v", v, err)
 	}
 }
 
@@ -127,7 +161,7 @@ func BenchmarkCheck(b *testing.B) {
 	seed, d := signedSeed(b, ec, same, "registry.local/trust/app")
 	p, _ := New(Options{Keys: []Key{pemOf(b, ec.Public())}})
 	for b.Loop() {
-		if _, err := p.Check(context.Background(), seed, d, imageName); err != nil {
+		if _, err := p.Check(context.Background(), seed, d, []string{imageName}); err != nil {
 			b.Fatal(err)
 		}
 	}
