@@ -32,6 +32,11 @@ type sources struct {
 
 	mu    sync.Mutex
 	sizes map[digest.Digest]int64 // what Info reports, learnt from descriptors
+	// asked are the manifests and indexes whose referrers were asked
+	// for, listed those Referrers returned: each is walked once, so that
+	// a cycle of referrers (A lists B, B lists A) ends where it closes
+	// rather than at containerd's walk limit.
+	asked, listed map[digest.Digest]bool
 }
 
 func (s *sources) learn(desc ocispec.Descriptor) {
@@ -199,13 +204,20 @@ func (r *remoteReaderAt) Close() error {
 // attestations: manifests whose subject is desc) that a seed lists, else
 // that the registry's referrers API (or its tag fallback) lists.
 func (s *sources) Referrers(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	s.mu.Lock()
+	seen := s.asked[desc.Digest]
+	s.asked[desc.Digest] = true
+	s.mu.Unlock()
+	if seen {
+		return nil, nil // its referrers are walked already
+	}
 	for _, seed := range s.seeds {
 		refs, err := seed.Referrers(ctx, desc.Digest)
 		if err != nil {
 			return nil, err
 		}
 		if len(refs) > 0 {
-			return refs, nil
+			return s.unwalked(refs), nil
 		}
 	}
 	for _, f := range s.remotes {
@@ -220,7 +232,23 @@ func (s *sources) Referrers(ctx context.Context, desc ocispec.Descriptor) ([]oci
 		for _, r := range refs {
 			s.learn(r)
 		}
-		return refs, nil
+		return s.unwalked(refs), nil
 	}
 	return nil, nil
+}
+
+// unwalked is refs less those walked already: listed before (here or as
+// the referrer of another), or a subject whose referrers were asked for
+// (an image, or a referrer up the cycle).
+func (s *sources) unwalked(refs []ocispec.Descriptor) []ocispec.Descriptor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ocispec.Descriptor
+	for _, r := range refs {
+		if !s.asked[r.Digest] && !s.listed[r.Digest] {
+			s.listed[r.Digest] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -533,4 +534,54 @@ func saveReferrersTag(t *testing.T, reg *testregistry.Registry, repo string, sub
 		t.Fatal(err)
 	}
 	reg.Reset()
+}
+
+// A referrers cycle from a registry (A's referrers list B, B's list A) is
+// cut where it closes: save asks for each manifest's referrers once and
+// saves both. It used to walk the cycle for ~13k requests, until
+// containerd's walk limit (here the registry answers 500 after 50).
+func TestSaveRegistryReferrersCycle(t *testing.T) {
+	a := pullFresh(t, "save-cycle", impHostPlatform(), testseed.Gzip)
+	art, artBlobs := saveArtifact(t, a.Manifest, "cycle")
+	var mu sync.Mutex
+	asked := map[string]int{}
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if _, tag, ok := strings.Cut(req.URL.Path, "/manifests/sha256-"); ok && req.Method == http.MethodGet {
+				mu.Lock()
+				asked[tag]++
+				n := len(asked) + asked[tag]
+				mu.Unlock()
+				if n > 50 {
+					http.Error(w, "too many referrers requests", http.StatusInternalServerError)
+					return
+				}
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+	reg := pullRegistry(t, testregistry.Options{Wrap: wrap}, "library/cycle", "1", a.Manifest, a.Blobs)
+	saveReferrersTag(t, reg, "library/cycle", a.Manifest.Digest, artBlobs, art)
+	saveReferrersTag(t, reg, "library/cycle", art.Digest, a.Blobs, a.Manifest)
+	mu.Lock()
+	clear(asked)
+	mu.Unlock()
+	out := filepath.Join(t.TempDir(), "cycle.tar")
+	mustSave(t, namespace(t), "--plain-http", "-o", out, reg.Host+"/library/cycle:1")
+	mu.Lock()
+	defer mu.Unlock()
+	for tag, n := range asked {
+		if n > 1 {
+			t.Errorf("referrers of sha256:%s asked %d times; want once", tag, n)
+		}
+	}
+	if len(asked) != 2 {
+		t.Errorf("referrers asked of %v; want of the image and of its referrer", asked)
+	}
+	names := tarNames(t, out)
+	for _, d := range []digest.Digest{a.Manifest.Digest, art.Digest} {
+		if !slices.Contains(names, "blobs/sha256/"+d.Encoded()) {
+			t.Errorf("the seed lacks %s: %v", d, names)
+		}
+	}
 }
