@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
@@ -582,6 +583,96 @@ func TestSaveRegistryReferrersCycle(t *testing.T) {
 	for _, d := range []digest.Digest{a.Manifest.Digest, art.Digest} {
 		if !slices.Contains(names, "blobs/sha256/"+d.Encoded()) {
 			t.Errorf("the seed lacks %s: %v", d, names)
+		}
+	}
+}
+
+// A save killed with SIGKILL leaves its hidden partial files (one per part
+// with --split); the next save into the same directory removes them, one
+// line each, and leaves those of a save still running. They used to stay
+// forever.
+func TestSaveRemovesKilledPartials(t *testing.T) {
+	a := pullFresh(t, "save-killed", impHostPlatform(), testseed.Gzip)
+	layer := a.Layers[0]
+	var hold atomic.Bool
+	stalled := make(chan struct{}, 2)
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/blobs/"+layer.Digest.String()) && hold.Load() {
+				// Every record before the layer's is in the output
+				// files when its GET arrives (the exporter writes
+				// through a pipe, in order).
+				stalled <- struct{}{}
+				holdBody(w, req, layer.MediaType, a.Blobs[layer.Digest][:layer.Size/2])
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+	reg := pullRegistry(t, testregistry.Options{Wrap: wrap}, "library/killed", "1", a.Manifest, a.Blobs)
+	ref := reg.Host + "/library/killed:1"
+	dir := t.TempDir()
+	start := func(out string) *harness.Proc {
+		p := harness.Start(t, harness.Cmd{
+			Argv: []string{ctrSeed, "--address", daemon.Address, "--namespace", namespace(t), "save", "--plain-http", "--split", "512", "-o", filepath.Join(dir, out), ref},
+			Env:  []string{"DOCKER_CONFIG=" + t.TempDir()},
+		})
+		select {
+		case <-stalled:
+		case <-t.Context().Done():
+			t.Fatalf("save %s never asked for layer %s: %v", out, layer.Digest, p.Running())
+		}
+		return p
+	}
+	partials := func(base string) []string {
+		var out []string
+		es, _ := os.ReadDir(dir)
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), "."+base+".partial-") {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	hold.Store(true)
+	killed := start("killed.tar")
+	if err := killed.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if r := killed.Result(); r.Signal != syscall.SIGKILL {
+		t.Fatalf("save: %s; want killed", r)
+	}
+	left := partials("killed.tar")
+	if len(left) < 2 {
+		t.Fatalf("a save killed after 1 KiB of --split 512 left %v; want 2 parts or more", left)
+	}
+	// The next save into the directory (of another OUT) removes them
+	// before it writes: they are gone when it asks for the layer.
+	live := start("live.tar")
+	if got := partials("killed.tar"); len(got) > 0 {
+		t.Errorf("the killed save's partial files are still there: %v", got)
+	}
+	running := partials("live.tar")
+	if len(running) == 0 {
+		t.Fatal("the running save has no partial file")
+	}
+	// A save meanwhile leaves the running one's alone.
+	hold.Store(false)
+	r := mustSave(t, namespace(t), "--plain-http", "-o", filepath.Join(dir, "next.tar"), ref)
+	if strings.Contains(r.stdout, "removed ") {
+		t.Errorf("a save beside a running one removed something: %q", r.stdout)
+	}
+	if got := partials("live.tar"); !slices.Equal(got, running) {
+		t.Errorf("the running save's partial files are %v; want %v, untouched", got, running)
+	}
+	if err := live.Running(); err != nil {
+		t.Fatalf("the running save: %v", err)
+	}
+	live.Signal(syscall.SIGKILL)
+	out := live.Result().Stdout
+	for _, n := range left {
+		if !strings.Contains(out, "removed "+filepath.Join(dir, n)+": left by a save that was killed\n") {
+			t.Errorf("no line says %s was removed: %q", n, out)
 		}
 	}
 }
