@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ctr-seed/ctr-seed/internal/procstat"
@@ -57,7 +54,7 @@ func (l *runLease) use(ctx context.Context) (context.Context, error) {
 	if l.lease == nil {
 		made, err := l.im.client.LeasesService().Create(ctx, leases.WithRandomID(), leases.WithExpiration(l.im.opts.LeaseExpiry),
 			leases.WithLabel(LeaseLabel, time.Now().UTC().Format(time.RFC3339)),
-			leases.WithLabel(leaseOwner, selfOwner()))
+			leases.WithLabel(leaseOwner, procstat.Owner()))
 		if err != nil {
 			return ctx, fmt.Errorf("creating lease: %w", err)
 		}
@@ -117,7 +114,7 @@ func (im *Importer) dropStaleLeases(ctx context.Context, ls leases.Manager) {
 			continue
 		}
 		for _, l := range all {
-			if owner, ok := l.Labels[leaseOwner]; ok && !ownerAlive(owner) {
+			if owner, ok := l.Labels[leaseOwner]; ok && !procstat.OwnerAlive(owner) {
 				log.G(ctx).WithField("lease", l.ID).WithField("namespace", ns).WithField("owner", owner).Info("dropping the lease of a killed import")
 				if err := ls.Delete(nctx, l); err != nil {
 					log.G(ctx).WithError(err).Warn("dropping stale lease")
@@ -125,31 +122,4 @@ func (im *Importer) dropStaleLeases(ctx context.Context, ls leases.Manager) {
 			}
 		}
 	}
-}
-
-// selfOwner identifies this process across pid reuse and PID namespaces:
-// host, PID namespace, pid and the process start time from /proc.
-func selfOwner() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s:%s:%d:%s", host, procstat.PIDNamespace(), os.Getpid(), procstat.StartTime(os.Getpid()))
-}
-
-// ownerAlive is false only for an owner that ran on this host, in this
-// PID namespace, and is gone. An owner elsewhere (another host, another
-// PID namespace: a pod without hostPID), unreadable, or in the older
-// three-part form that names no namespace, is left to its lease's
-// expiry: a live import is never judged dead.
-func ownerAlive(owner string) bool {
-	parts := strings.Split(owner, ":")
-	if len(parts) != 4 {
-		return true
-	}
-	host, _ := os.Hostname()
-	ns := procstat.PIDNamespace()
-	pid, err := strconv.Atoi(parts[2])
-	if parts[0] != host || ns == "" || parts[1] != ns || err != nil {
-		return true
-	}
-	st := procstat.StartTime(pid)
-	return st != "" && st == parts[3]
 }

@@ -113,8 +113,8 @@ func (inv *Inventory) Write(w io.Writer) error {
 }
 
 // maxInventory caps what ReadInventory reads: an inventory of a node with
-// a million blobs is about 100 MB.
-const maxInventory = 256 << 20
+// a million blobs is about 100 MB. A variable for tests.
+var maxInventory int64 = 256 << 20
 
 // ReadInventory reads an inventory file.
 func ReadInventory(path string) (*Inventory, error) {
@@ -124,7 +124,11 @@ func ReadInventory(path string) (*Inventory, error) {
 	}
 	defer f.Close()
 	var inv Inventory
-	if err := json.NewDecoder(io.LimitReader(f, maxInventory)).Decode(&inv); err != nil {
+	lr := &io.LimitedReader{R: f, N: maxInventory + 1}
+	if err := json.NewDecoder(lr).Decode(&inv); err != nil {
+		if lr.N == 0 {
+			return nil, fmt.Errorf("inventory %s: larger than the %d byte cap for inventories: %w", path, maxInventory, errdefs.ErrInvalidArgument)
+		}
 		return nil, fmt.Errorf("inventory %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
 	}
 	if inv.Version < 1 || inv.Version > InventoryVersion {

@@ -42,3 +42,24 @@ func TestInventoryFile(t *testing.T) {
 		}
 	}
 }
+
+// An inventory over the cap says so, naming the file and the cap; it
+// used to fail with a bare "unexpected EOF".
+func TestInventoryOverCap(t *testing.T) {
+	defer func(n int64) { maxInventory = n }(maxInventory)
+	maxInventory = 1 << 10
+	p := filepath.Join(t.TempDir(), "big.json")
+	body := `{"version": 1, "node": "` + strings.Repeat("x", 2<<10) + `", "blobs": []}`
+	os.WriteFile(p, []byte(body), 0o644)
+	_, err := ReadInventory(p)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "1024 byte cap") || !errdefs.IsInvalidArgument(err) {
+		t.Errorf("%v; want an invalid-argument error naming %s and the 1024 byte cap", err, p)
+	}
+	// At the cap exactly, it reads.
+	body = `{"version": 1, "node": "n", "blobs": []}`
+	maxInventory = int64(len(body))
+	os.WriteFile(p, []byte(body), 0o644)
+	if _, err := ReadInventory(p); err != nil {
+		t.Errorf("an inventory of exactly the cap: %v", err)
+	}
+}

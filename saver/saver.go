@@ -82,7 +82,7 @@ type Result struct {
 func Save(ctx context.Context, w io.Writer, refs []string, src Sources, opts Options) (Result, error) {
 	var res Result
 	resolver := fetcher.NewResolver(src.Seeds, src.Registry)
-	srcs := &sources{seeds: src.Seeds, store: src.Store, sizes: map[digest.Digest]int64{}, progress: progressOf(opts.Progress)}
+	srcs := &sources{seeds: src.Seeds, store: src.Store, sizes: map[digest.Digest]int64{}, asked: map[digest.Digest]bool{}, listed: map[digest.Digest]bool{}, progress: progressOf(opts.Progress)}
 	type entry struct {
 		name string
 		desc ocispec.Descriptor

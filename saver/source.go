@@ -1,12 +1,14 @@
 package saver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/fetcher"
@@ -30,6 +32,11 @@ type sources struct {
 
 	mu    sync.Mutex
 	sizes map[digest.Digest]int64 // what Info reports, learnt from descriptors
+	// asked are the manifests and indexes whose referrers were asked
+	// for, listed those Referrers returned: each is walked once, so that
+	// a cycle of referrers (A lists B, B lists A) ends where it closes
+	// rather than at containerd's walk limit.
+	asked, listed map[digest.Digest]bool
 }
 
 func (s *sources) learn(desc ocispec.Descriptor) {
@@ -74,6 +81,10 @@ func (s *sources) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (conten
 	if len(s.remotes) == 0 {
 		return nil, fmt.Errorf("blob %s: in no seed and not in containerd (offline): %w", desc.Digest, errdefs.ErrNotFound)
 	}
+	doc := images.IsManifestType(desc.MediaType) || images.IsIndexType(desc.MediaType)
+	if err := checkRemoteSize(desc, doc); err != nil {
+		return nil, err
+	}
 	var last error
 	for _, f := range s.remotes {
 		rc, err := f.Fetch(ctx, desc)
@@ -81,10 +92,69 @@ func (s *sources) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (conten
 			last = err
 			continue
 		}
+		if doc {
+			b, err := readDocument(rc, desc)
+			if err != nil {
+				return nil, err
+			}
+			return memReaderAt{bytes.NewReader(b)}, nil
+		}
 		return reported(s.progress, desc, FromRegistry, &remoteReaderAt{ctx: ctx, f: f, desc: desc, rc: rc}), nil
 	}
 	return nil, last
 }
+
+// checkRemoteSize refuses a registry blob whose descriptor's size cannot
+// be read: negative, or, for a document (an index or manifest, which
+// containerd's walkers read whole into memory), over the cap seeds'
+// documents have. The size comes from a parent document or a referrers
+// list the registry served: it must not choose what is allocated.
+func checkRemoteSize(desc ocispec.Descriptor, doc bool) error {
+	if desc.Size < 0 {
+		return fmt.Errorf("registry %s %s: invalid size %d: %w", kindOf(desc), desc.Digest, desc.Size, errdefs.ErrInvalidArgument)
+	}
+	if doc && desc.Size > fetcher.MaxJSONSize {
+		return fmt.Errorf("registry %s %s: %d bytes exceeds the %d byte cap for documents: %w", kindOf(desc), desc.Digest, desc.Size, fetcher.MaxJSONSize, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// readDocument reads a registry document to its declared size and checks
+// its digest there, before anything parses or walks it: a registry that
+// serves other bytes of the right length and never ends the body is
+// refused at the size, not at an EOF that never comes.
+func readDocument(rc io.ReadCloser, desc ocispec.Descriptor) ([]byte, error) {
+	defer rc.Close()
+	b := make([]byte, desc.Size)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			err = fmt.Errorf("registry %s %s: size mismatch: expected %d bytes, got fewer: %w", kindOf(desc), desc.Digest, desc.Size, errdefs.ErrDataLoss)
+		}
+		return nil, err
+	}
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("registry %s %q: %v: %w", kindOf(desc), desc.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest {
+		return nil, fmt.Errorf("registry %s %s: digest mismatch: expected %s, got %s: %w", kindOf(desc), desc.Digest, desc.Digest, got, errdefs.ErrDataLoss)
+	}
+	return b, nil
+}
+
+// kindOf names desc in errors: index, manifest or blob.
+func kindOf(desc ocispec.Descriptor) string {
+	switch {
+	case images.IsIndexType(desc.MediaType):
+		return "index"
+	case images.IsManifestType(desc.MediaType):
+		return "manifest"
+	}
+	return "blob"
+}
+
+type memReaderAt struct{ *bytes.Reader }
+
+func (memReaderAt) Close() error { return nil }
 
 // remoteReaderAt reads a registry blob as the exporter reads blobs: from
 // offset 0 up, in order. A read elsewhere starts the fetch again (it does
@@ -134,13 +204,20 @@ func (r *remoteReaderAt) Close() error {
 // attestations: manifests whose subject is desc) that a seed lists, else
 // that the registry's referrers API (or its tag fallback) lists.
 func (s *sources) Referrers(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	s.mu.Lock()
+	seen := s.asked[desc.Digest]
+	s.asked[desc.Digest] = true
+	s.mu.Unlock()
+	if seen {
+		return nil, nil // its referrers are walked already
+	}
 	for _, seed := range s.seeds {
 		refs, err := seed.Referrers(ctx, desc.Digest)
 		if err != nil {
 			return nil, err
 		}
 		if len(refs) > 0 {
-			return refs, nil
+			return s.unwalked(refs), nil
 		}
 	}
 	for _, f := range s.remotes {
@@ -155,7 +232,23 @@ func (s *sources) Referrers(ctx context.Context, desc ocispec.Descriptor) ([]oci
 		for _, r := range refs {
 			s.learn(r)
 		}
-		return refs, nil
+		return s.unwalked(refs), nil
 	}
 	return nil, nil
+}
+
+// unwalked is refs less those walked already: listed before (here or as
+// the referrer of another), or a subject whose referrers were asked for
+// (an image, or a referrer up the cycle).
+func (s *sources) unwalked(refs []ocispec.Descriptor) []ocispec.Descriptor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ocispec.Descriptor
+	for _, r := range refs {
+		if !s.asked[r.Digest] && !s.listed[r.Digest] {
+			s.listed[r.Digest] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/procstat"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // ParseSize reads a size like "4G", "700M", "512K" or "1048576" (binary
@@ -31,7 +33,10 @@ func ParseSize(s string) (int64, error) {
 // Output is where a save writes: OUT, or, split, OUT.001, OUT.002, … of at
 // most partSize bytes each (a FAT32 stick takes files under 4 GiB). Each
 // file is written under a hidden name beside OUT and renamed only when
-// the whole seed is written: a failed save leaves nothing.
+// the whole seed is written: a failed save leaves nothing. A killed one
+// (SIGKILL, a power cut) leaves its hidden files; they name their writer
+// (see partialPrefix), and the next save into the same directory removes
+// those whose writer is gone (RemoveStale).
 type Output struct {
 	path     string
 	partSize int64 // 0: one file
@@ -49,7 +54,7 @@ func (o *Output) next() error {
 	if o.cur != nil {
 		o.done = append(o.done, o.cur)
 	}
-	f, err := os.CreateTemp(filepath.Dir(o.path), "."+filepath.Base(o.path)+".partial-*")
+	f, err := os.CreateTemp(filepath.Dir(o.path), partialPrefix(filepath.Base(o.path))+"*")
 	if err != nil {
 		return err
 	}
@@ -123,4 +128,72 @@ func (o *Output) Abort() {
 		}
 	}
 	o.done, o.cur = nil, nil
+}
+
+// partialPrefix is how the hidden files of a save of base begin:
+// ".BASE.partial-PIDNS.PID.START.HOST-", the writer as procstat.Owner
+// identifies it, in characters a FAT32 file name may hold (the host as
+// the start of its hash); os.CreateTemp adds a random number.
+func partialPrefix(base string) string {
+	return "." + base + ".partial-" + ownerToken(procstat.Owner()) + "-"
+}
+
+func ownerToken(owner string) string {
+	parts := strings.Split(owner, ":")
+	if len(parts) != 4 {
+		return "unknown"
+	}
+	return strings.Join([]string{parts[1], parts[2], parts[3], hostHash(parts[0])}, ".")
+}
+
+func hostHash(host string) string {
+	return digest.FromString(host).Encoded()[:12]
+}
+
+// staleOwner is the writer a partial file's name records, and whether the
+// name is one; the owner is the form procstat.OwnerAlive reads, on this
+// host when the name's host hash is this host's, else on none.
+func staleOwner(name string) (string, bool) {
+	i := strings.LastIndex(name, ".partial-")
+	if !strings.HasPrefix(name, ".") || i < 1 {
+		return "", false
+	}
+	token, random, ok := strings.Cut(name[i+len(".partial-"):], "-")
+	if _, err := strconv.ParseUint(random, 10, 64); !ok || err != nil {
+		return "", false
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 4 {
+		return "", false
+	}
+	host, _ := os.Hostname()
+	if parts[3] != hostHash(host) {
+		host = "" // another host's: OwnerAlive cannot judge it
+	}
+	return strings.Join([]string{host, parts[0], parts[1], parts[2]}, ":"), true
+}
+
+// RemoveStale removes the hidden files that saves into OUT's directory
+// (of any OUT there) left when they were killed: those whose name records
+// a writer on this host, in this PID namespace, that is gone. A live
+// save's files, another host's or another PID namespace's (a save in a
+// container), and those of older ctr-seeds (their names record no
+// writer) are left. It returns the names removed.
+func (o *Output) RemoveStale() []string {
+	dir := filepath.Dir(o.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // the save itself says what is wrong with dir
+	}
+	var removed []string
+	for _, e := range entries {
+		owner, ok := staleOwner(e.Name())
+		if !ok || !e.Type().IsRegular() || procstat.OwnerAlive(owner) {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed
 }

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
@@ -18,6 +22,7 @@ import (
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -386,5 +391,288 @@ func TestSaveDeterministicManyImages(t *testing.T) {
 	ctr(t, ns, "images", "import", out)
 	if got := imageMap(t, ns); len(got) != 4 {
 		t.Errorf("ctr imported %v", keys(got))
+	}
+}
+
+// saveFailedOneLine checks that a save exited 1 with one stderr line
+// naming the output, dgst and what matched want, and left nothing in dir
+// (no seed, no partial file).
+func saveFailedOneLine(t *testing.T, r result, out string, dgst digest.Digest, want string) {
+	t.Helper()
+	line := strings.TrimSuffix(r.stderr, "\n")
+	t.Logf("stderr: %.400s", line)
+	if r.code != 1 || strings.Contains(line, "\n") || !strings.HasPrefix(line, "ctr-seed: save "+out+": ") ||
+		!strings.Contains(line, dgst.String()) || !strings.Contains(line, want) {
+		t.Errorf("save: exit %d, stderr %.400q; want exit 1 and one line naming %s and %q", r.code, r.stderr, dgst, want)
+	}
+	left, _ := os.ReadDir(filepath.Dir(out))
+	for _, e := range left {
+		t.Errorf("a failed save left %s", e.Name())
+	}
+}
+
+// holdBody answers a GET with body, chunked (no Content-Length), and
+// never ends it: the client sees EOF only when it gives up.
+func holdBody(w http.ResponseWriter, req *http.Request, mediaType string, body []byte) {
+	w.Header().Set("Content-Type", mediaType)
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+	w.(http.Flusher).Flush()
+	<-req.Context().Done()
+}
+
+// A manifest's first GET answered with other bytes of its size (a layer
+// dropped, padded to the length), chunked so that EOF never comes: save
+// refuses it before it walks it. It used to take the children from the
+// unverified bytes and save a seed missing a layer.
+func TestSaveRegistryTamperedManifest(t *testing.T) {
+	a := pullFresh(t, "save-tamper", impHostPlatform(), testseed.Gzip)
+	if len(a.Layers) < 2 {
+		t.Fatalf("fixture: %d layers; want 2 or more", len(a.Layers))
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(a.Blobs[a.Manifest.Digest], &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Layers = m.Layers[1:]
+	tampered, _ := json.Marshal(m)
+	tampered = append(tampered, bytes.Repeat([]byte(" "), int(a.Manifest.Size)-len(tampered))...)
+	if int64(len(tampered)) != a.Manifest.Size || digest.FromBytes(tampered) == a.Manifest.Digest {
+		t.Fatalf("fixture: tampered manifest of %d bytes", len(tampered))
+	}
+	var served atomic.Int32
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/manifests/"+a.Manifest.Digest.String()) && served.Add(1) == 1 {
+				holdBody(w, req, a.Manifest.MediaType, tampered)
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+	reg := pullRegistry(t, testregistry.Options{Wrap: wrap}, "library/tamper", "1", a.Manifest, a.Blobs)
+	out := filepath.Join(t.TempDir(), "app.tar")
+	r := saveRun(t, namespace(t), "--plain-http", "-o", out, reg.Host+"/library/tamper:1")
+	if served.Load() == 0 {
+		t.Fatalf("the tampered manifest was never served: %s", r.stderr)
+	}
+	saveFailedOneLine(t, r, out, a.Manifest.Digest, "digest mismatch")
+}
+
+// A registry's size fields do not allocate: an index child or a referrer
+// claiming 64 GiB is refused in one line naming it, as a seed's document
+// over the cap is. It used to die with "fatal error: out of memory".
+func TestSaveRegistryDocumentCap(t *testing.T) {
+	const huge = 64 << 30
+	t.Run("index-child", func(t *testing.T) {
+		a := pullFresh(t, "save-cap-index", impHostPlatform(), testseed.Gzip)
+		lying := *a
+		lying.Manifest.Size = huge
+		idx, blobs, err := indexFromBuilt(&lying)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := pullRegistry(t, testregistry.Options{}, "library/capidx", "1", idx, blobs)
+		out := filepath.Join(t.TempDir(), "app.tar")
+		r := saveRun(t, namespace(t), "--plain-http", "-o", out, reg.Host+"/library/capidx:1")
+		saveFailedOneLine(t, r, out, a.Manifest.Digest, "cap")
+	})
+	t.Run("referrer", func(t *testing.T) {
+		a := pullFresh(t, "save-cap-ref", impHostPlatform(), testseed.Gzip)
+		art, artBlobs := saveArtifact(t, a.Manifest, "referrer of "+a.Manifest.Digest.String())
+		lying := art
+		lying.Size = huge
+		reg := pullRegistry(t, testregistry.Options{}, "library/capref", "1", a.Manifest, a.Blobs)
+		saveReferrersTag(t, reg, "library/capref", a.Manifest.Digest, artBlobs, lying)
+		out := filepath.Join(t.TempDir(), "app.tar")
+		r := saveRun(t, namespace(t), "--plain-http", "-o", out, reg.Host+"/library/capref:1")
+		saveFailedOneLine(t, r, out, art.Digest, "cap")
+	})
+}
+
+// saveArtifact is an OCI 1.1 artifact manifest whose subject is subject
+// (one small layer, the empty config), and its blobs.
+func saveArtifact(t *testing.T, subject ocispec.Descriptor, text string) (ocispec.Descriptor, map[digest.Digest][]byte) {
+	t.Helper()
+	blobs := map[digest.Digest][]byte{}
+	add := func(mt string, b []byte) ocispec.Descriptor {
+		d := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(b), Size: int64(len(b))}
+		blobs[d.Digest] = b
+		return d
+	}
+	sub := ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	m := ocispec.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: "application/vnd.example.sbom",
+		Config:       add(ocispec.MediaTypeEmptyJSON, []byte("{}")),
+		Layers:       []ocispec.Descriptor{add("application/vnd.example.sbom", []byte(text))},
+		Subject:      &sub,
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := add(ocispec.MediaTypeImageManifest, raw)
+	d.ArtifactType = m.ArtifactType
+	return d, blobs
+}
+
+// saveReferrersTag lists refs as the referrers of subject in repo, in the
+// sha256-<hex> fallback tag (Distribution has no referrers API); those
+// blobs holds are pushed by digest first, whatever size refs claims.
+func saveReferrersTag(t *testing.T, reg *testregistry.Registry, repo string, subject digest.Digest, blobs map[digest.Digest][]byte, refs ...ocispec.Descriptor) {
+	t.Helper()
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: refs}
+	raw, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+	all := maps.Clone(blobs)
+	all[d.Digest] = raw
+	if err := reg.Push(t.Context(), repo, strings.Replace(subject.String(), ":", "-", 1), d, all); err != nil {
+		t.Fatal(err)
+	}
+	reg.Reset()
+}
+
+// A referrers cycle from a registry (A's referrers list B, B's list A) is
+// cut where it closes: save asks for each manifest's referrers once and
+// saves both. It used to walk the cycle for ~13k requests, until
+// containerd's walk limit (here the registry answers 500 after 50).
+func TestSaveRegistryReferrersCycle(t *testing.T) {
+	a := pullFresh(t, "save-cycle", impHostPlatform(), testseed.Gzip)
+	art, artBlobs := saveArtifact(t, a.Manifest, "cycle")
+	var mu sync.Mutex
+	asked := map[string]int{}
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if _, tag, ok := strings.Cut(req.URL.Path, "/manifests/sha256-"); ok && req.Method == http.MethodGet {
+				mu.Lock()
+				asked[tag]++
+				n := len(asked) + asked[tag]
+				mu.Unlock()
+				if n > 50 {
+					http.Error(w, "too many referrers requests", http.StatusInternalServerError)
+					return
+				}
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+	reg := pullRegistry(t, testregistry.Options{Wrap: wrap}, "library/cycle", "1", a.Manifest, a.Blobs)
+	saveReferrersTag(t, reg, "library/cycle", a.Manifest.Digest, artBlobs, art)
+	saveReferrersTag(t, reg, "library/cycle", art.Digest, a.Blobs, a.Manifest)
+	mu.Lock()
+	clear(asked)
+	mu.Unlock()
+	out := filepath.Join(t.TempDir(), "cycle.tar")
+	mustSave(t, namespace(t), "--plain-http", "-o", out, reg.Host+"/library/cycle:1")
+	mu.Lock()
+	defer mu.Unlock()
+	for tag, n := range asked {
+		if n > 1 {
+			t.Errorf("referrers of sha256:%s asked %d times; want once", tag, n)
+		}
+	}
+	if len(asked) != 2 {
+		t.Errorf("referrers asked of %v; want of the image and of its referrer", asked)
+	}
+	names := tarNames(t, out)
+	for _, d := range []digest.Digest{a.Manifest.Digest, art.Digest} {
+		if !slices.Contains(names, "blobs/sha256/"+d.Encoded()) {
+			t.Errorf("the seed lacks %s: %v", d, names)
+		}
+	}
+}
+
+// A save killed with SIGKILL leaves its hidden partial files (one per part
+// with --split); the next save into the same directory removes them, one
+// line each, and leaves those of a save still running. They used to stay
+// forever.
+func TestSaveRemovesKilledPartials(t *testing.T) {
+	a := pullFresh(t, "save-killed", impHostPlatform(), testseed.Gzip)
+	layer := a.Layers[0]
+	var hold atomic.Bool
+	stalled := make(chan struct{}, 2)
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/blobs/"+layer.Digest.String()) && hold.Load() {
+				// Every record before the layer's is in the output
+				// files when its GET arrives (the exporter writes
+				// through a pipe, in order).
+				stalled <- struct{}{}
+				holdBody(w, req, layer.MediaType, a.Blobs[layer.Digest][:layer.Size/2])
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+	reg := pullRegistry(t, testregistry.Options{Wrap: wrap}, "library/killed", "1", a.Manifest, a.Blobs)
+	ref := reg.Host + "/library/killed:1"
+	dir := t.TempDir()
+	start := func(out string) *harness.Proc {
+		p := harness.Start(t, harness.Cmd{
+			Argv: []string{ctrSeed, "--address", daemon.Address, "--namespace", namespace(t), "save", "--plain-http", "--split", "512", "-o", filepath.Join(dir, out), ref},
+			Env:  []string{"DOCKER_CONFIG=" + t.TempDir()},
+		})
+		select {
+		case <-stalled:
+		case <-t.Context().Done():
+			t.Fatalf("save %s never asked for layer %s: %v", out, layer.Digest, p.Running())
+		}
+		return p
+	}
+	partials := func(base string) []string {
+		var out []string
+		es, _ := os.ReadDir(dir)
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), "."+base+".partial-") {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	hold.Store(true)
+	killed := start("killed.tar")
+	if err := killed.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if r := killed.Result(); r.Signal != syscall.SIGKILL {
+		t.Fatalf("save: %s; want killed", r)
+	}
+	left := partials("killed.tar")
+	if len(left) < 2 {
+		t.Fatalf("a save killed after 1 KiB of --split 512 left %v; want 2 parts or more", left)
+	}
+	// The next save into the directory (of another OUT) removes them
+	// before it writes: they are gone when it asks for the layer.
+	live := start("live.tar")
+	if got := partials("killed.tar"); len(got) > 0 {
+		t.Errorf("the killed save's partial files are still there: %v", got)
+	}
+	running := partials("live.tar")
+	if len(running) == 0 {
+		t.Fatal("the running save has no partial file")
+	}
+	// A save meanwhile leaves the running one's alone.
+	hold.Store(false)
+	r := mustSave(t, namespace(t), "--plain-http", "-o", filepath.Join(dir, "next.tar"), ref)
+	if strings.Contains(r.stdout, "removed ") {
+		t.Errorf("a save beside a running one removed something: %q", r.stdout)
+	}
+	if got := partials("live.tar"); !slices.Equal(got, running) {
+		t.Errorf("the running save's partial files are %v; want %v, untouched", got, running)
+	}
+	if err := live.Running(); err != nil {
+		t.Fatalf("the running save: %v", err)
+	}
+	live.Signal(syscall.SIGKILL)
+	out := live.Result().Stdout
+	for _, n := range left {
+		if !strings.Contains(out, "removed "+filepath.Join(dir, n)+": left by a save that was killed\n") {
+			t.Errorf("no line says %s was removed: %q", n, out)
+		}
 	}
 }

@@ -4,6 +4,7 @@ package procstat
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -36,4 +37,33 @@ func PIDNamespace() string {
 	}
 	// "pid:[4026531836]"
 	return strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
+}
+
+// Owner identifies this process across pid reuse, PID namespaces and
+// hosts: "host:pidns:pid:start". Whatever a process leaves behind to be
+// cleaned up if it is killed (an import's lease, a save's partial files)
+// records it, so that a later run can tell whether its writer is gone.
+func Owner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%s:%d:%s", host, PIDNamespace(), os.Getpid(), StartTime(os.Getpid()))
+}
+
+// OwnerAlive is false only for an owner that ran on this host, in this
+// PID namespace, and is gone. An owner elsewhere (another host, another
+// PID namespace: a pod without hostPID), unreadable, or in an older
+// three-part form that names no namespace, is taken for alive: a live
+// writer is never judged dead.
+func OwnerAlive(owner string) bool {
+	parts := strings.Split(owner, ":")
+	if len(parts) != 4 {
+		return true
+	}
+	host, _ := os.Hostname()
+	ns := PIDNamespace()
+	pid, err := strconv.Atoi(parts[2])
+	if parts[0] != host || ns == "" || parts[1] != ns || err != nil {
+		return true
+	}
+	st := StartTime(pid)
+	return st != "" && st == parts[3]
 }

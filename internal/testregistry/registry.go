@@ -31,6 +31,11 @@ type Options struct {
 	User, Password string
 	// Dir is the storage root; defaults to t.TempDir().
 	Dir string
+	// Wrap, if set, is given the registry's handler and serves every
+	// request in its place: a test's hostile answers (a tampered or
+	// stalled body, a lying size) in front of a real registry. The access
+	// log records what Wrap answered.
+	Wrap func(http.Handler) http.Handler
 }
 
 // Registry is a running in-process registry.
@@ -99,8 +104,12 @@ func Start(t testing.TB, opts Options) *Registry {
 		password: opts.Password,
 		client:   &http.Client{Transport: &http.Transport{}},
 	}
+	var h http.Handler = app
+	if opts.Wrap != nil {
+		h = opts.Wrap(app)
+	}
 	srv := &http.Server{
-		Handler:           r.accessLog(app),
+		Handler:           r.accessLog(h),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	done := make(chan struct{})
