@@ -53,8 +53,18 @@ func TestPlugin(t *testing.T) {
 	}
 
 	step(t, "boot imports each good seed once, pinned, labelled and unpacked", func(t *testing.T) {
+		// The records land before the service logs "seed imported": wait
+		// for both events, then count the lines.
 		took := waitFor(t, importWait, "good seeds imported", func() error {
-			return checkImages(c, ns, good, labels)
+			if err := checkImages(c, ns, good, labels); err != nil {
+				return err
+			}
+			for _, s := range []string{seedOCI, seedDocker} {
+				if imported(lastRun(d.Log()), s) == 0 {
+					return fmt.Errorf("no \"seed imported\" line for %s yet", s)
+				}
+			}
+			return nil
 		})
 		t.Logf("good images in %s, pinned, labelled and unpacked %v after ready", ns, took.Round(time.Millisecond))
 		log := lastRun(d.Log())
