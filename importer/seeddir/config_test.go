@@ -144,3 +144,28 @@ func TestShippedConfigs(t *testing.T) {
 		t.Errorf("a containerd config without the plugin's table: %v", err)
 	}
 }
+
+// The plugin's table: the defaults round-trip through it; a key Config
+// lacks is refused, naming it (containerd itself would only warn).
+func TestConfigFromTable(t *testing.T) {
+	cfg, err := ConfigFromTable(DefaultTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, DefaultConfig()) {
+		t.Errorf("defaults through the table: %+v, want %+v", cfg, DefaultConfig())
+	}
+	tab := DefaultTable()
+	tab["verify_keys"] = []any{"/etc/keys/a.pub"}
+	tab["labels"] = map[string]any{"a": "b"}
+	tab["max_layer_bytes"] = int64(4096)
+	cfg, err = ConfigFromTable(tab)
+	if err != nil || len(cfg.VerifyKeys) != 1 || cfg.Labels["a"] != "b" || cfg.MaxLayerBytes != 4096 || !cfg.Pin {
+		t.Errorf("set keys: %+v, %v", cfg, err)
+	}
+	tab = DefaultTable()
+	tab["verify_key"] = []any{"/etc/keys/a.pub"}
+	if _, err := ConfigFromTable(tab); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "verify_key") {
+		t.Errorf("unknown key verify_key: %v; want refused, naming it", err)
+	}
+}
