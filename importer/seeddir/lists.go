@@ -112,6 +112,7 @@ func (s *Service) pullList(ctx context.Context, name, path string, fp fingerprin
 		lg.WithError(err).Error("image list unreadable")
 		failures++
 	}
+	rec.Version = version.String()
 	opts := s.settings.Importer
 	opts.PullLabels = map[string]string{importer.LabelSeed: name, importer.LabelSeedVersion: version.String()}
 	im := importer.New(s.client, opts)

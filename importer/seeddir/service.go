@@ -233,6 +233,7 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	}
 	var results []importer.ImageResult
 	if err == nil {
+		rec.Version = seed.Index().Digest.String()
 		results, err = s.importer.Import(ctx, fetcher.Seeds{seed})
 		seed.Close()
 	}
