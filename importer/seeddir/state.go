@@ -30,8 +30,8 @@ type record struct {
 	// Version is the seed's io.ctr-seed.seed.version label (its index
 	// digest; a list's, the digest of its bytes): an image another seed
 	// brings too is relabelled with it when that one leaves (prune).
-	Version string `json:"version,omitempty"`
-	ImportedAt  time.Time   `json:"imported_at"`
+	Version    string    `json:"version,omitempty"`
+	ImportedAt time.Time `json:"imported_at"`
 	// Error is set when the seed failed; it is not retried until it
 	// changes (or the service restarts), unless Retry says the failure
 	// was the node's (the import's lease deleted under it): then the next
