@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/containerd/containerd/v2/defaults"
@@ -78,6 +79,11 @@ type Config struct {
 	// PlainHTTP registries are talked to over HTTP (host or host:port),
 	// for image lists, where no hosts.toml says otherwise.
 	PlainHTTP []string `toml:"plain_http"`
+	// PullTimeout bounds the pull of one reference of an image list, from
+	// its first request to its record ("10m"): a registry that trickles a
+	// manifest or never answers fails that reference then, and the list is
+	// tried again with backoff. Default: 10 minutes (DefaultPullTimeout).
+	PullTimeout time.Duration `toml:"pull_timeout"`
 	// VerifyKeys are PEM public key files (cosign.pub, RSA, ed25519): an
 	// image is imported only with a cosign signature valid under one of
 	// them, over its digest, naming its repository; offline, no
@@ -102,8 +108,13 @@ func DefaultConfig() Config {
 		Watch:         true,
 		MaxSpoolBytes: fetcher.DefaultMaxSpoolBytes,
 		MaxLayerRatio: layerlimit.DefaultRatio,
+		PullTimeout:   DefaultPullTimeout,
 	}
 }
+
+// DefaultPullTimeout is pull_timeout's default: above the pull of any real
+// image over a slow link, far below "forever".
+const DefaultPullTimeout = 10 * time.Minute
 
 // LoadConfig reads `ctr-seed serve`'s file: the plugin section's keys at
 // its top level; missing keys keep the defaults, unknown keys are refused
@@ -185,6 +196,9 @@ type Settings struct {
 func (c Config) Settings() (Settings, error) {
 	if c.MaxSpoolBytes < 0 {
 		return Settings{}, fmt.Errorf("max_spool_bytes: %d: must be 0 (no cap) or more: %w", c.MaxSpoolBytes, errdefs.ErrInvalidArgument)
+	}
+	if c.PullTimeout <= 0 {
+		return Settings{}, fmt.Errorf("pull_timeout: %s: must be more than 0: %w", c.PullTimeout, errdefs.ErrInvalidArgument)
 	}
 	limits := layerlimit.Default()
 	limits.Ratio, limits.MaxBytes = c.MaxLayerRatio, c.MaxLayerBytes

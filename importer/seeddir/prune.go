@@ -19,6 +19,9 @@ const labelPinned = "io.cri-containerd.pinned"
 // another present seed brings too stays pinned, and is labelled with that
 // seed instead (so that its leaving unpins it).
 func (s *Service) seedGone(ctx context.Context, name string) {
+	if isImageList(name) {
+		s.stopList(name)
+	}
 	if !s.cfg.Prune {
 		return
 	}
