@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/containerd/containerd/v2/defaults"
@@ -167,5 +168,31 @@ func TestConfigFromTable(t *testing.T) {
 	tab["verify_key"] = []any{"/etc/keys/a.pub"}
 	if _, err := ConfigFromTable(tab); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "verify_key") {
 		t.Errorf("unknown key verify_key: %v; want refused, naming it", err)
+	}
+}
+
+// pull_timeout: a duration, 10 minutes unless set; 0 or less is refused
+// (a pull must end).
+func TestPullTimeoutConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.toml")
+	for in, want := range map[string]time.Duration{"": DefaultPullTimeout, "pull_timeout = \"90s\"\n": 90 * time.Second} {
+		os.WriteFile(p, []byte(in), 0o644)
+		cfg, err := LoadConfig(p)
+		if err == nil {
+			_, err = cfg.Settings()
+		}
+		if err != nil || cfg.PullTimeout != want {
+			t.Errorf("%q: %v, %v; want %v", in, cfg.PullTimeout, err, want)
+		}
+	}
+	for _, bad := range []string{"pull_timeout = \"0s\"\n", "pull_timeout = \"-1m\"\n", "pull_timeout = \"soon\"\n"} {
+		os.WriteFile(p, []byte(bad), 0o644)
+		cfg, err := LoadConfig(p)
+		if err == nil {
+			_, err = cfg.Settings()
+		}
+		if !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%q: %v; want refused", bad, err)
+		}
 	}
 }
