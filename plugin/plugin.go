@@ -37,7 +37,11 @@ type Config = seeddir.Config
 const stopGrace = 30 * time.Second
 
 func init() {
-	cfg := seeddir.DefaultConfig()
+	// The section is decoded into a table, not into Config: decoding into
+	// a struct, containerd only warns of a key the struct lacks, and a
+	// misspelt verify_keys would import every seed unverified. initFn
+	// reads the table as serve reads its file, unknown keys refused.
+	cfg := seeddir.DefaultTable()
 	registry.Register(&cplugin.Registration{
 		Type:   Type,
 		ID:     ID,
@@ -64,9 +68,21 @@ type instance struct {
 }
 
 func initFn(ic *cplugin.InitContext) (any, error) {
-	cfg, ok := ic.Config.(*Config)
+	table, ok := ic.Config.(*map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("seed importer: config is %T, want *seeddir.Config", ic.Config)
+		return nil, fmt.Errorf("seed importer: config is %T, want a table", ic.Config)
+	}
+	lg := log.G(ic.Context).WithField("plugin", string(Type)+"."+ID)
+	cfg, err := seeddir.ConfigFromTable(*table)
+	if err == nil {
+		_, err = cfg.Settings() // key files, platforms, caps: checked now, said once
+	}
+	if err != nil {
+		// Fail closed: no seed is imported with a config that says
+		// something else than what was meant.
+		err = fmt.Errorf("seed importer: config [plugins.%q]: %w", seeddir.PluginSection, err)
+		lg.WithError(err).Error("seed importer not started: no seed is imported until the config is fixed")
+		return nil, err
 	}
 	root := ic.Properties[plugins.PropertyRootDir]
 	if err := os.MkdirAll(root, 0o711); err != nil {
@@ -78,7 +94,7 @@ func initFn(ic *cplugin.InitContext) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seed importer: in-process client: %w", err)
 	}
-	svc, err := seeddir.New(c, *cfg, root)
+	svc, err := seeddir.New(c, cfg, root)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("seed importer: %w", err)
@@ -86,7 +102,7 @@ func initFn(ic *cplugin.InitContext) (any, error) {
 	// Import in the background: containerd finishes starting (and serves
 	// CRI) while seeds are read; images appear as each one lands. The
 	// work runs until containerd closes the plugin at shutdown.
-	ctx, cancel := context.WithCancel(log.WithLogger(context.Background(), log.G(ic.Context).WithField("plugin", string(Type)+"."+ID)))
+	ctx, cancel := context.WithCancel(log.WithLogger(context.Background(), lg))
 	p := &instance{imports: rpc.NewServer(c, svc.SeedOptions()...), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)

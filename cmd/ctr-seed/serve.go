@@ -31,6 +31,13 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			// What the file's keys say (key files readable, a known
+			// platform, ...) is checked before containerd is asked
+			// anything: a config the service cannot run with is a usage
+			// error too, never "a seed failed" (1).
+			if _, err := cfg.Settings(); err != nil {
+				return usageError{fmt.Errorf("config %s: %w", cmd.String("config"), err)}
+			}
 			if cmd.Bool("once") {
 				cfg.Watch = false
 			}

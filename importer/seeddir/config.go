@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/containerd/containerd/v2/defaults"
@@ -78,6 +79,11 @@ type Config struct {
 	// PlainHTTP registries are talked to over HTTP (host or host:port),
 	// for image lists, where no hosts.toml says otherwise.
 	PlainHTTP []string `toml:"plain_http"`
+	// PullTimeout bounds the pull of one reference of an image list, from
+	// its first request to its record ("10m"): a registry that trickles a
+	// manifest or never answers fails that reference then, and the list is
+	// tried again with backoff. Default: 10 minutes (DefaultPullTimeout).
+	PullTimeout time.Duration `toml:"pull_timeout"`
 	// VerifyKeys are PEM public key files (cosign.pub, RSA, ed25519): an
 	// image is imported only with a cosign signature valid under one of
 	// them, over its digest, naming its repository; offline, no
@@ -102,13 +108,19 @@ func DefaultConfig() Config {
 		Watch:         true,
 		MaxSpoolBytes: fetcher.DefaultMaxSpoolBytes,
 		MaxLayerRatio: layerlimit.DefaultRatio,
+		PullTimeout:   DefaultPullTimeout,
 	}
 }
 
+// DefaultPullTimeout is pull_timeout's default: above the pull of any real
+// image over a slow link, far below "forever".
+const DefaultPullTimeout = 10 * time.Minute
+
 // LoadConfig reads `ctr-seed serve`'s file: the plugin section's keys at
 // its top level; missing keys keep the defaults, unknown keys are refused
-// (errdefs.ErrInvalidArgument). The plugin's section is decoded by
-// containerd, which ignores unknown keys; both then go through Settings.
+// (errdefs.ErrInvalidArgument). The plugin's section, as containerd
+// decodes it, goes through ConfigFromTable, the same check; both then go
+// through Settings.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	b, err := os.ReadFile(path)
@@ -120,14 +132,53 @@ func LoadConfig(path string) (Config, error) {
 	} else if ok {
 		b = section // a containerd config.toml: its seed plugin's table
 	}
-	md, err := toml.Decode(string(b), &cfg)
+	cfg, err = decodeStrict(b)
 	if err != nil {
-		return cfg, fmt.Errorf("config %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
-	}
-	if un := md.Undecoded(); len(un) > 0 {
-		return cfg, fmt.Errorf("config %s: unknown keys %v: %w", path, un, errdefs.ErrInvalidArgument)
+		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// decodeStrict reads the plugin's keys from b over the defaults; a key
+// Config lacks is refused (a typo in verify_keys must not mean "verify
+// nothing").
+func decodeStrict(b []byte) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.Decode(string(b), &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		return cfg, fmt.Errorf("unknown keys %v: %w", un, errdefs.ErrInvalidArgument)
+	}
+	return cfg, nil
+}
+
+// DefaultTable is DefaultConfig as a TOML table: what the plugin registers
+// as its config, so that containerd decodes its section into a map (every
+// key kept: decoded into a struct, an unknown key would only be a warning)
+// and prints the defaults in `config default`.
+func DefaultTable() map[string]any {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(DefaultConfig()); err != nil {
+		panic(fmt.Sprintf("encoding the default config: %v", err))
+	}
+	t := map[string]any{}
+	if _, err := toml.Decode(buf.String(), &t); err != nil {
+		panic(fmt.Sprintf("decoding the default config: %v", err))
+	}
+	return t
+}
+
+// ConfigFromTable reads the plugin's section as containerd decoded it
+// (over DefaultTable), as LoadConfig reads serve's file: missing keys keep
+// the defaults, unknown keys are refused (errdefs.ErrInvalidArgument).
+func ConfigFromTable(t map[string]any) (Config, error) {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(t); err != nil {
+		return DefaultConfig(), fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return decodeStrict(buf.Bytes())
 }
 
 // Settings is a checked Config, turned into what the service runs with.
@@ -145,6 +196,9 @@ type Settings struct {
 func (c Config) Settings() (Settings, error) {
 	if c.MaxSpoolBytes < 0 {
 		return Settings{}, fmt.Errorf("max_spool_bytes: %d: must be 0 (no cap) or more: %w", c.MaxSpoolBytes, errdefs.ErrInvalidArgument)
+	}
+	if c.PullTimeout <= 0 {
+		return Settings{}, fmt.Errorf("pull_timeout: %s: must be more than 0: %w", c.PullTimeout, errdefs.ErrInvalidArgument)
 	}
 	limits := layerlimit.Default()
 	limits.Ratio, limits.MaxBytes = c.MaxLayerRatio, c.MaxLayerBytes

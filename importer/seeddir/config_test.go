@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/containerd/containerd/v2/defaults"
@@ -142,5 +143,56 @@ func TestShippedConfigs(t *testing.T) {
 	os.WriteFile(p, []byte("version = 3\n[plugins.\"io.containerd.grpc.v1.cri\"]\n"), 0o644)
 	if _, err := LoadConfig(p); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "a containerd config without") {
 		t.Errorf("a containerd config without the plugin's table: %v", err)
+	}
+}
+
+// The plugin's table: the defaults round-trip through it; a key Config
+// lacks is refused, naming it (containerd itself would only warn).
+func TestConfigFromTable(t *testing.T) {
+	cfg, err := ConfigFromTable(DefaultTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, DefaultConfig()) {
+		t.Errorf("defaults through the table: %+v, want %+v", cfg, DefaultConfig())
+	}
+	tab := DefaultTable()
+	tab["verify_keys"] = []any{"/etc/keys/a.pub"}
+	tab["labels"] = map[string]any{"a": "b"}
+	tab["max_layer_bytes"] = int64(4096)
+	cfg, err = ConfigFromTable(tab)
+	if err != nil || len(cfg.VerifyKeys) != 1 || cfg.Labels["a"] != "b" || cfg.MaxLayerBytes != 4096 || !cfg.Pin {
+		t.Errorf("set keys: %+v, %v", cfg, err)
+	}
+	tab = DefaultTable()
+	tab["verify_key"] = []any{"/etc/keys/a.pub"}
+	if _, err := ConfigFromTable(tab); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "verify_key") {
+		t.Errorf("unknown key verify_key: %v; want refused, naming it", err)
+	}
+}
+
+// pull_timeout: a duration, 10 minutes unless set; 0 or less is refused
+// (a pull must end).
+func TestPullTimeoutConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.toml")
+	for in, want := range map[string]time.Duration{"": DefaultPullTimeout, "pull_timeout = \"90s\"\n": 90 * time.Second} {
+		os.WriteFile(p, []byte(in), 0o644)
+		cfg, err := LoadConfig(p)
+		if err == nil {
+			_, err = cfg.Settings()
+		}
+		if err != nil || cfg.PullTimeout != want {
+			t.Errorf("%q: %v, %v; want %v", in, cfg.PullTimeout, err, want)
+		}
+	}
+	for _, bad := range []string{"pull_timeout = \"0s\"\n", "pull_timeout = \"-1m\"\n", "pull_timeout = \"soon\"\n"} {
+		os.WriteFile(p, []byte(bad), 0o644)
+		cfg, err := LoadConfig(p)
+		if err == nil {
+			_, err = cfg.Settings()
+		}
+		if !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%q: %v; want refused", bad, err)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -82,6 +83,89 @@ func readImageList(path string) (refs []string, version digest.Digest, bad []err
 	return refs, digest.FromBytes(b), bad, sc.Err()
 }
 
+// startList pulls the list at path in the background, after the lists
+// before it, unless it is queued or being pulled already: the seeds go on
+// being imported meanwhile, however slow a registry is.
+func (s *Service) startList(ctx context.Context, name, path string) {
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	if _, queued := s.lists[name]; queued {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.lists[name] = cancel
+	s.listsDone.Add(1)
+	go func() {
+		defer s.listsDone.Done()
+		defer func() {
+			s.listMu.Lock()
+			delete(s.lists, name)
+			s.listMu.Unlock()
+			cancel()
+		}()
+		select {
+		case s.listTurn <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-s.listTurn }()
+		// The list as it is now: it may have changed while queued.
+		fp, err := fingerprintOf(path)
+		if err != nil {
+			return // gone meanwhile
+		}
+		s.pullList(ctx, name, path, fp)
+	}()
+}
+
+// stopList stops the pull of a list that left the directory (nothing of
+// it is recorded).
+func (s *Service) stopList(name string) {
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	if cancel, ok := s.lists[name]; ok {
+		cancel()
+	}
+}
+
+// slowFirst is when a pull still going is first named in a warning; each
+// next one comes after twice the wait before (30 s, 1 m 30 s, 3 m 30 s...),
+// none at or past the deadline.
+const slowFirst = 30 * time.Second
+
+// pullOne pulls ref within pull_timeout, naming it in a warning while it
+// is slow; past the timeout it fails (context.DeadlineExceeded).
+func (s *Service) pullOne(ctx context.Context, lg *log.Entry, im *importer.Importer, ref string) (importer.ImageResult, error) {
+	timeout := s.settings.PullTimeout
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		start := time.Now()
+		deadline, _ := pctx.Deadline()
+		next := min(slowFirst, timeout/2)
+		for at := start.Add(next); at.Before(deadline); at = at.Add(next) {
+			if !sleep(pctx, time.Until(at)) {
+				return // done, or at the deadline: the error line says it
+			}
+			select {
+			case <-done:
+				return
+			default:
+			}
+			lg.WithField("image", ref).WithField("elapsed", time.Since(start).Round(time.Second).String()).
+				WithField("pull_timeout", timeout.String()).Warn("image list: pull slow")
+			next *= 2
+		}
+	}()
+	res, err := im.Pull(pctx, fetcher.NewResolver(nil, s.registry), ref)
+	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("not pulled within pull_timeout (%s): %w", timeout, context.DeadlineExceeded)
+	}
+	return res, err
+}
+
 // pullList pulls the references of the list at path that the namespace
 // lacks; the record says which failed, and when to try again.
 func (s *Service) pullList(ctx context.Context, name, path string, fp fingerprint) {
@@ -112,6 +196,7 @@ func (s *Service) pullList(ctx context.Context, name, path string, fp fingerprin
 		lg.WithError(err).Error("image list unreadable")
 		failures++
 	}
+	rec.Version = version.String()
 	opts := s.settings.Importer
 	opts.PullLabels = map[string]string{importer.LabelSeed: name, importer.LabelSeedVersion: version.String()}
 	im := importer.New(s.client, opts)
@@ -130,7 +215,7 @@ func (s *Service) pullList(ctx context.Context, name, path string, fp fingerprin
 			failures++
 			continue
 		}
-		res, err := im.Pull(ctx, fetcher.NewResolver(nil, s.registry), ref)
+		res, err := s.pullOne(ctx, lg, im, ref)
 		if ctx.Err() != nil {
 			lg.Info("image list stopped")
 			return

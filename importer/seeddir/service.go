@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,14 @@ type Service struct {
 	fopts []fetcher.Opt
 	// failed counts the seeds that failed in this run.
 	failed atomic.Int64
+	// Image lists are pulled beside the seeds, one list at a time
+	// (listTurn), so that a slow registry never holds a seed up: lists
+	// has the cancel of each list queued or being pulled, listsDone
+	// counts them.
+	listMu    sync.Mutex
+	lists     map[string]context.CancelFunc
+	listTurn  chan struct{}
+	listsDone sync.WaitGroup
 }
 
 // New prepares the service; stateDir keeps what was imported (the
@@ -59,7 +68,8 @@ func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 		log.L.WithError(err).Warn("no registry for image lists")
 		reg = nil
 	}
-	return &Service{cfg: cfg, settings: set, client: c, importer: importer.New(c, set.Importer), registry: reg, state: st, fopts: fopts}, nil
+	return &Service{cfg: cfg, settings: set, client: c, importer: importer.New(c, set.Importer), registry: reg, state: st, fopts: fopts,
+		lists: map[string]context.CancelFunc{}, listTurn: make(chan struct{}, 1)}, nil
 }
 
 // SeedOptions are what the service opens every seed with (its spool dir
@@ -84,12 +94,15 @@ func (s *Service) Run(ctx context.Context) error {
 	} else {
 		log.G(ctx).WithField("namespace", s.cfg.Namespace).WithField("snapshotter", s.cfg.Snapshotter).Info("watching seeds dir")
 	}
+	// Lists being pulled stop with ctx; Run returns once they have.
+	defer s.listsDone.Wait()
 	busy := s.ImportAll(ctx, true)
 	if !s.cfg.Watch {
 		// Seeds still being written are waited for, then imported.
 		for len(busy) > 0 && sleep(ctx, quietPeriod) {
 			busy = s.importReady(ctx, busy)
 		}
+		s.listsDone.Wait()
 		if n := s.failed.Load(); n > 0 {
 			return fmt.Errorf("%d seed(s) of %s failed: %w", n, s.cfg.SeedsDir, ErrSeedsFailed)
 		}
@@ -202,7 +215,7 @@ func (s *Service) importIfNew(ctx context.Context, name string, retryFailed bool
 		}
 	}
 	if isImageList(name) {
-		s.pullList(ctx, name, path, fp)
+		s.startList(ctx, name, path)
 		return
 	}
 	s.importSeed(ctx, name, path, fp)
@@ -233,6 +246,7 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	}
 	var results []importer.ImageResult
 	if err == nil {
+		rec.Version = seed.Index().Digest.String()
 		results, err = s.importer.Import(ctx, fetcher.Seeds{seed})
 		seed.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -26,7 +27,11 @@ type fingerprint struct {
 type record struct {
 	Fingerprint fingerprint `json:"fingerprint"`
 	Images      []string    `json:"images,omitempty"`
-	ImportedAt  time.Time   `json:"imported_at"`
+	// Version is the seed's io.ctr-seed.seed.version label (its index
+	// digest; a list's, the digest of its bytes): an image another seed
+	// brings too is relabelled with it when that one leaves (prune).
+	Version    string    `json:"version,omitempty"`
+	ImportedAt time.Time `json:"imported_at"`
 	// Error is set when the seed failed; it is not retried until it
 	// changes (or the service restarts), unless Retry says the failure
 	// was the node's (the import's lease deleted under it): then the next
@@ -89,6 +94,24 @@ func (s *state) forget(name string) error {
 	}
 	delete(s.Seeds, name)
 	return s.save()
+}
+
+// bringing returns the first (by name) seed other than except whose
+// record lists the image name, and its record.
+func (s *state) bringing(image, except string) (string, record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var seeds []string
+	for n, r := range s.Seeds {
+		if n != except && slices.Contains(r.Images, image) {
+			seeds = append(seeds, n)
+		}
+	}
+	if len(seeds) == 0 {
+		return "", record{}, false
+	}
+	slices.Sort(seeds)
+	return seeds[0], s.Seeds[seeds[0]], true
 }
 
 // prune forgets every seed not in present, and returns their names.

@@ -107,6 +107,9 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 				// Removed or renamed away: forget it, so that adding it
 				// back (even unchanged) imports it again.
+				if isImageList(name) {
+					s.stopList(name) // a new version is pulled from its start
+				}
 				if err := s.state.forget(name); err != nil {
 					log.G(ctx).WithError(err).Warn("saving seed state")
 				}

@@ -82,13 +82,33 @@ func TestServeOnceExitCodes(t *testing.T) {
 	step(t, "usage errors exit 2", func(t *testing.T) {
 		bogus := filepath.Join(tmp, "bogus.toml")
 		os.WriteFile(bogus, []byte("seeds_dri = \"/x\"\n"), 0o644)
-		for _, args := range [][]string{
+		args := [][]string{
 			{"serve", "--once", "--config", filepath.Join(tmp, "missing.toml"), "--state-dir", stateDir},
 			{"serve", "--once", "--config", bogus, "--state-dir", stateDir},
 			{"serve", "--once", "--config", cfg, "--state-dir", stateDir, "stray"},
+		}
+		// Keys the file parses but the service cannot run with: config
+		// errors too, not "a seed failed" (1), so an init container can
+		// tell a broken config from a bad seed.
+		unreadable := filepath.Join(tmp, "unreadable.pub")
+		os.Mkdir(unreadable, 0o755) // a directory: reading it fails, as root too
+		for i, tc := range []struct{ keys, key string }{
+			{fmt.Sprintf("verify_keys = [%s]\n", strconv.Quote(filepath.Join(tmp, "missing.pub"))), "verify_keys"},
+			{fmt.Sprintf("verify_keys = [%s]\n", strconv.Quote(unreadable)), "verify_keys"},
+			{"verify = \"if-signed\"\n", "verify"},
+			{"max_spool_bytes = -1\n", "max_spool_bytes"},
+			{"platforms = [\"linux/amd64/v9/extra\"]\n", "platforms"},
 		} {
-			if r := serve(args...); r.Code != 2 {
-				t.Errorf("%v: %s; want exit 2", args, r)
+			p := filepath.Join(tmp, fmt.Sprintf("semantic-%d.toml", i))
+			os.WriteFile(p, []byte(fmt.Sprintf("seeds_dir = %s\n%s", strconv.Quote(seeds), tc.keys)), 0o644)
+			a := []string{"serve", "--once", "--config", p, "--state-dir", stateDir}
+			if r := serve(a...); r.Code != 2 || !strings.Contains(r.Stdout, p) || !strings.Contains(r.Stdout, tc.key) {
+				t.Errorf("%s: %s; want exit 2 and a line naming the file and %s", strings.TrimSpace(tc.keys), r, tc.key)
+			}
+		}
+		for _, a := range args {
+			if r := serve(a...); r.Code != 2 {
+				t.Errorf("%v: %s; want exit 2", a, r)
 			}
 		}
 	})

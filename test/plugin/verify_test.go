@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"fmt"
+	"github.com/BurntSushi/toml"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,4 +63,54 @@ func TestPluginVerifyKeys(t *testing.T) {
 	}
 	pd.assertServing(t)
 	pd.assertSettled(t)
+}
+
+// TestPluginConfigTypoFailsClosed: a misspelt key in the plugin's table
+// (verify_key for verify_keys) is no mere "ignoring unknown key" warning
+// after which every seed imports unverified: the plugin refuses its
+// config, as serve refuses the same file. No seed is imported; one error
+// line names the key; containerd keeps serving.
+func TestPluginConfigTypoFailsClosed(t *testing.T) {
+	t.Parallel()
+	seeds := newSeedsDir(t)
+	img := uniqueImage(t, "docker.io/ctrseed-test/typo-unsigned:1", false, testseed.Gzip)
+	os.WriteFile(filepath.Join(seeds, "unsigned.tar"), ociSeed(t, img, testseed.Uncompressed), 0o644)
+	cfgPath, section := pluginConfig(t, seeds, nil)
+	// The typo: a key config.toml does not have.
+	var cfg map[string]any
+	if _, err := toml.DecodeFile(cfgPath, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["plugins"].(map[string]any)[pluginID].(map[string]any)["verify_key"] = []string{filepath.Join(t.TempDir(), "cosign.pub")}
+	out, err := toml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// containerd loads its plugins before it serves: once it answers, the
+	// importer's init is over, and its service would have started.
+	d := harness.StartDaemon(t, harness.DaemonOptions{Binary: containerdSeed, ConfigFile: cfgPath, DisableCRI: true})
+	c := d.Client(t)
+	ns, _ := section["namespace"].(string)
+	if _, err := c.Version(nsCtx(ns)); err != nil {
+		t.Fatalf("daemon not serving: %v", err)
+	}
+	log := lastRun(d.Log())
+	var errs []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "level=error") && strings.Contains(l, "verify_key") {
+			errs = append(errs, l)
+		}
+	}
+	if len(errs) != 1 {
+		t.Errorf("error lines naming verify_key: %q; want one", errs)
+	}
+	if strings.Contains(log, `msg="watching seeds dir"`) || strings.Contains(log, "seeds dir not there") {
+		t.Errorf("the seeds-directory service started despite the unknown key:\n%s", tail(log, 40))
+	}
+	if names := imageNames(t, c, ns); len(names) != 0 {
+		t.Errorf("images %v; want none (a config with an unknown key imports nothing)", names)
+	}
 }
