@@ -68,8 +68,8 @@ type Image struct {
 // index is read and parsed once per seed: an import asks for each image's
 // signatures, attachments and referrers, each a walk of the entries.
 func (s *Seed) Images(ctx context.Context) ([]Image, error) {
-	s.imagesOnce.Do(func() { s.images, s.imagesErr = s.readImages(ctx) })
-	return slices.Clone(s.images), s.imagesErr
+	imgs, _, err := s.entries(ctx)
+	return slices.Clone(imgs), err
 }
 
 func (s *Seed) readImages(ctx context.Context) ([]Image, error) {

@@ -62,6 +62,11 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 	}
 	var bad error
 	for _, img := range imgs {
+		if ctx.Err() != nil {
+			// SIGTERM or SIGINT: a seed of thousands of images is not
+			// listed to its end first.
+			return fmt.Errorf("seed %s: %w", path, context.Cause(ctx))
+		}
 		if img.Err != nil {
 			bad = errors.Join(bad, img.Err)
 			continue
