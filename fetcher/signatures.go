@@ -28,6 +28,16 @@ const (
 	annotationSignature    = "dev.cosignproject.cosign/signature"
 )
 
+// The most signatures read for one image (cosign verifies at most 100
+// too), and the most bytes of their payloads and signatures, each distinct
+// payload counted once (a document's cap): a seed or registry listing one
+// payload a hundred times, or many of them, cannot fill the memory of ls,
+// import --verify-key or the daemon the plugin runs in.
+const (
+	MaxSignatures     = 100
+	MaxSignatureBytes = MaxJSONSize
+)
+
 // Signature is one signed payload a seed carries for an image.
 type Signature struct {
 	Manifest  digest.Digest // the signature manifest that holds it
@@ -146,8 +156,9 @@ func (s *Seed) Signatures(ctx context.Context, d digest.Digest) ([]Signature, er
 		return nil, err
 	}
 	var out []Signature
+	budget := newSigBudget(d)
 	for _, m := range ms {
-		sigs, err := s.signaturesIn(ctx, m)
+		sigs, err := s.signaturesIn(ctx, m, budget)
 		if err != nil {
 			return nil, err
 		}
@@ -162,12 +173,12 @@ func (s *Seed) SignatureManifests(ctx context.Context, d digest.Digest) ([]ocisp
 	return s.attachments(ctx, d, "sig")
 }
 
-func (s *Seed) signaturesIn(ctx context.Context, m ocispec.Descriptor) ([]Signature, error) {
+func (s *Seed) signaturesIn(ctx context.Context, m ocispec.Descriptor, budget *sigBudget) ([]Signature, error) {
 	b, err := s.ReadBlob(ctx, m)
 	if err != nil {
 		return nil, err
 	}
-	sigs, err := parseSignatures(m.Digest, b, func(l ocispec.Descriptor) ([]byte, error) { return s.ReadBlob(ctx, l) })
+	sigs, err := parseSignatures(m.Digest, b, budget, func(l ocispec.Descriptor) ([]byte, error) { return s.ReadBlob(ctx, l) })
 	if err != nil {
 		return nil, s.blobErr(m.Digest, "signature manifest: %w", err)
 	}
@@ -176,8 +187,8 @@ func (s *Seed) signaturesIn(ctx context.Context, m ocispec.Descriptor) ([]Signat
 
 // parseSignatures reads the cosign signature manifest b (digest m): one
 // Signature per simple-signing layer carrying a signature annotation, its
-// payload read with read (which verifies and caps it).
-func parseSignatures(m digest.Digest, b []byte, read func(ocispec.Descriptor) ([]byte, error)) ([]Signature, error) {
+// payload read with read (which verifies and caps it), within budget.
+func parseSignatures(m digest.Digest, b []byte, budget *sigBudget, read func(ocispec.Descriptor) ([]byte, error)) ([]Signature, error) {
 	var man ocispec.Manifest
 	if err := json.Unmarshal(b, &man); err != nil {
 		return nil, fmt.Errorf("not a manifest: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -188,17 +199,70 @@ func parseSignatures(m digest.Digest, b []byte, read func(ocispec.Descriptor) ([
 		if l.MediaType != MediaTypeSimpleSigning || !ok {
 			continue
 		}
+		if err := budget.count(); err != nil {
+			return nil, err
+		}
 		sig, err := base64.StdEncoding.DecodeString(enc)
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: not base64: %v: %w", l.Digest, err, errdefs.ErrInvalidArgument)
 		}
-		payload, err := read(l)
+		payload, err := budget.payload(l, len(sig), read)
 		if err != nil {
-			return nil, fmt.Errorf("payload %s: %w", l.Digest, err)
+			return nil, err
 		}
 		out = append(out, Signature{Manifest: m, Payload: payload, Signature: sig})
 	}
 	return out, nil
+}
+
+// sigBudget is what reading the signatures of one image may still take
+// (MaxSignatures, MaxSignatureBytes), and the payloads it has read, so
+// that a payload listed again is not read again: its signatures share it.
+type sigBudget struct {
+	image    digest.Digest
+	n        int
+	bytes    int64
+	payloads map[payloadKey][]byte
+}
+
+type payloadKey struct {
+	d    digest.Digest
+	size int64
+}
+
+func newSigBudget(image digest.Digest) *sigBudget {
+	return &sigBudget{image: image, payloads: map[payloadKey][]byte{}}
+}
+
+// count takes one signature.
+func (b *sigBudget) count() error {
+	if b.n++; b.n > MaxSignatures {
+		return fmt.Errorf("image %s: more than %d signatures (the most read for an image): %w", b.image, MaxSignatures, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// payload is l's bytes, read with read unless read before, once sig
+// bytes of signature over it and the payload (if new) fit the budget.
+func (b *sigBudget) payload(l ocispec.Descriptor, sig int, read func(ocispec.Descriptor) ([]byte, error)) ([]byte, error) {
+	k := payloadKey{l.Digest, l.Size}
+	p, seen := b.payloads[k]
+	b.bytes += int64(sig)
+	if !seen {
+		b.bytes += max(l.Size, 0)
+	}
+	if b.bytes > MaxSignatureBytes {
+		return nil, fmt.Errorf("image %s: signatures over %d bytes (payloads and signatures, the most read for an image) at payload %s: %w", b.image, MaxSignatureBytes, l.Digest, errdefs.ErrInvalidArgument)
+	}
+	if seen {
+		return p, nil
+	}
+	p, err := read(l)
+	if err != nil {
+		return nil, fmt.Errorf("payload %s: %w", l.Digest, err)
+	}
+	b.payloads[k] = p
+	return p, nil
 }
 
 // Signatures lists the signatures of the image name (digest d) that the
@@ -234,7 +298,7 @@ func (r *Resolver) Signatures(ctx context.Context, name string, d digest.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("signatures %s: %w", tagged, err)
 	}
-	sigs, err := parseSignatures(m.Digest, b, func(l ocispec.Descriptor) ([]byte, error) { return fetchDocument(ctx, f, l) })
+	sigs, err := parseSignatures(m.Digest, b, newSigBudget(d), func(l ocispec.Descriptor) ([]byte, error) { return fetchDocument(ctx, f, l) })
 	if err != nil {
 		return nil, fmt.Errorf("signatures %s: %w", tagged, err)
 	}
