@@ -155,6 +155,9 @@ func (s *Seed) Signatures(ctx context.Context, d digest.Digest) ([]Signature, er
 	if err != nil {
 		return nil, err
 	}
+	if len(ms) > MaxSignatures {
+		return nil, s.errorf("image %s: %d signature manifests, more than the %d signatures read for an image: %w", d, len(ms), MaxSignatures, errdefs.ErrInvalidArgument)
+	}
 	var out []Signature
 	budget := newSigBudget(d)
 	for _, m := range ms {

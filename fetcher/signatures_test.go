@@ -106,3 +106,27 @@ func TestSignatureCaps(t *testing.T) {
 		})
 	}
 }
+
+// More signature manifests for an image than it may have signatures
+// (each read whole even when it holds none) are refused too: a seed of
+// thousands of images cannot make each read thousands of them.
+func TestSignatureManifestsCap(t *testing.T) {
+	b := build(t, testseed.Image{Name: "registry.local/sig/img:1", Layers: []testseed.Layer{{Files: []testseed.File{{Name: "f", Content: []byte(t.Name())}}}}})
+	var s testseed.Seed
+	s.Add(b.Name, b.Manifest, b.Blobs)
+	cfg := []byte("{}")
+	for i := range MaxSignatures + 1 {
+		m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+			Config:      ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))},
+			Annotations: map[string]string{"n": fmt.Sprint(i)}}
+		mb, _ := json.Marshal(m)
+		md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb))}
+		s.Add(fmt.Sprintf("registry.local/sig/r%d:%s", i, SigTag(b.Manifest.Digest)), md, map[digest.Digest][]byte{md.Digest: mb, digest.FromBytes(cfg): cfg})
+	}
+	seed := openSeed(t, (&fixture{seed: s}).write(t, "oci-tar"))
+	_, err := seed.Signatures(context.Background(), b.Manifest.Digest)
+	want := fmt.Sprintf("image %s: %d signature manifests, more than the %d signatures", b.Manifest.Digest, MaxSignatures+1, MaxSignatures)
+	if err == nil || !strings.Contains(err.Error(), want) || !errdefs.IsInvalidArgument(err) {
+		t.Errorf("error %v; want %q", err, want)
+	}
+}

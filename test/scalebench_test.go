@@ -20,8 +20,13 @@ import (
 // ctr images import --no-unpack of the same seed, each import into a
 // fresh private containerd. It prints seconds and µs an image: linear
 // growth is a flat µs/image down a column. `make bench` runs it once;
-// the seeds are cached in $CTR_SEED_BENCH_DIR.
+// the seeds are cached in $CTR_SEED_BENCH_DIR. $CTR_SEED_SCALE_BIN times
+// another ctr-seed binary (an older build, to compare).
 func BenchmarkScale(b *testing.B) {
+	ctrSeed := ctrSeed
+	if v := os.Getenv("CTR_SEED_SCALE_BIN"); v != "" {
+		ctrSeed = v
+	}
 	sizes := []int{1000, 5000, 20000}
 	if v := os.Getenv("CTR_SEED_SCALE_SIZES"); v != "" {
 		sizes = nil
