@@ -41,6 +41,13 @@ func TestSeedStringsEscaped(t *testing.T) {
 			seed, _ := hardEditedSeed(t, b, func(m *ocispec.Manifest) { m.Config.MediaType = "application/x" + evil })
 			return seed
 		}, []string{"import"}},
+		{"layer-media-type", func(t *testing.T) string {
+			seed, _ := hardEditedSeed(t, b, func(m *ocispec.Manifest) {
+				m.Layers[0].MediaType += evil
+				m.Layers[0].Digest = "sha256:nothex"
+			})
+			return seed
+		}, []string{"import"}},
 		{"platform-os", func(t *testing.T) string {
 			e := named(b.Manifest)
 			e.Platform = &ocispec.Platform{OS: "linux" + evil, Architecture: impHostPlatform().Architecture}
