@@ -31,7 +31,9 @@ demo:
 # the ~200 MB seed with pigz (when on PATH) and 3 with it disabled, 3 on
 # the ~400 MB seed of big files, then 1 on the ~2 GB one (RSS stays flat); then the bytes a
 # delta seed ships for an update (test/benchdelta); then push vs skopeo
-# copy of the small seed (BenchmarkPush). BENCH_FLAGS replaces
+# copy of the small seed (BenchmarkPush); then ls and import --no-unpack
+# of seeds of 1k, 5k and 20k one-layer images beside ctr images import
+# (BenchmarkScale: µs an image stays flat). BENCH_FLAGS replaces
 # that plan, e.g. "-pairs 5 -size small".
 bench:
 ifeq ($(BENCH_FLAGS),)
@@ -41,6 +43,7 @@ ifeq ($(BENCH_FLAGS),)
 	$(GO) run ./test/bench -pairs 1 -size large
 	$(GO) run ./test/benchdelta
 	$(GO) test -run '^$$' -bench '^BenchmarkPush$$' -benchtime 1x ./test/
+	$(GO) test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 6h ./test/
 else
 	$(GO) run ./test/bench $(BENCH_FLAGS)
 endif

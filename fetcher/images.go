@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -68,8 +69,8 @@ type Image struct {
 // index is read and parsed once per seed: an import asks for each image's
 // signatures, attachments and referrers, each a walk of the entries.
 func (s *Seed) Images(ctx context.Context) ([]Image, error) {
-	s.imagesOnce.Do(func() { s.images, s.imagesErr = s.readImages(ctx) })
-	return slices.Clone(s.images), s.imagesErr
+	imgs, _, err := s.entries(ctx)
+	return slices.Clone(imgs), err
 }
 
 func (s *Seed) readImages(ctx context.Context) ([]Image, error) {
@@ -169,11 +170,12 @@ func Platforms(ctx context.Context, p Provider, desc ocispec.Descriptor) ([]ocis
 	return out, nil
 }
 
-// FormatPlatforms renders platforms like "linux/amd64,linux/arm64/v8".
+// FormatPlatforms renders platforms like "linux/amd64,linux/arm64/v8",
+// each escaped (a seed says them).
 func FormatPlatforms(ps []ocispec.Platform) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
-		s[i] = platforms.FormatAll(p)
+		s[i] = Escape(platforms.FormatAll(p))
 	}
 	return strings.Join(s, ",")
 }
@@ -211,11 +213,29 @@ func Size(ctx context.Context, p Provider, desc ocispec.Descriptor) (int64, erro
 func checkNames(d ocispec.Descriptor, repoTags []string) error {
 	names := append([]string{d.Annotations[images.AnnotationImageName], d.Annotations[ocispec.AnnotationRefName]}, repoTags...)
 	for _, n := range names {
-		if !utf8.ValidString(n) || strings.IndexFunc(n, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
-			return fmt.Errorf("image name %q is not a reference (control characters, spaces or bytes that are not UTF-8): %w", n, errdefs.ErrInvalidArgument)
+		if !printable(n) {
+			return fmt.Errorf("image name %s is not a reference (control characters, spaces or bytes that are not UTF-8): %w", Escape(n), errdefs.ErrInvalidArgument)
 		}
 	}
 	return nil
+}
+
+// Escape is a string a seed (or a registry) says, as it may be printed:
+// itself when it is printable (UTF-8 without spaces, as every
+// name, media type, platform and digest is), else quoted as Go quotes it
+// (%q: \n, \x1b, \a), so that a newline or a terminal escape in it
+// forges no line and moves no cursor. Every seed string printed goes
+// through it, names included (checkNames).
+func Escape(s string) string {
+	if printable(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// printable: UTF-8, every rune printable, no spaces.
+func printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) < 0
 }
 
 // omitted reports whether a delta seed among ss leaves d out on purpose,
@@ -270,6 +290,9 @@ func (s *Seed) delta(ctx context.Context) *deltaInfo {
 			}
 			for _, o := range strings.Split(v, ",") {
 				d := digest.Digest(o)
+				if d.Validate() != nil {
+					continue // no blob: nothing to expect, nothing to print
+				}
 				if _, seen := s.deltaInfo.omitted[d]; !seen {
 					s.deltaInfo.omitted[d] = img.Target.Annotations[AnnotationDeltaBase]
 					s.deltaInfo.sorted = append(s.deltaInfo.sorted, d)

@@ -95,7 +95,7 @@ func (f *seedFirstFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (
 	}
 	if f.r.remote == nil {
 		if base, ok := f.r.seeds.omitted(ctx, desc.Digest); ok {
-			return nil, fmt.Errorf("blob %s: left out of this delta seed, made for inventory %s; not on this node: %w", desc.Digest, base, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("blob %s: left out of this delta seed, made for inventory %s; not on this node: %w", desc.Digest, Escape(base), errdefs.ErrNotFound)
 		}
 		if f.seedsOnly {
 			return nil, fmt.Errorf("blob %s: not in the seeds: %w", desc.Digest, errdefs.ErrNotFound)

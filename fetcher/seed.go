@@ -46,6 +46,9 @@ type Seed struct {
 	imagesOnce sync.Once
 	images     []Image
 	imagesErr  error
+	// links index the images' attachments and referrers (entries), once.
+	linksOnce sync.Once
+	links     *entryLinks
 }
 
 type repoTag struct {

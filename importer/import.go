@@ -158,7 +158,7 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 	} else if p := g.desc.Platform; p != nil && !im.platformMatcher().Match(*p) {
 		// An entry for another platform: ctr's import names it with no
 		// content, a record nothing can run; it is left out instead.
-		r.Skipped = fmt.Sprintf(skippedPlatform+"%s, not %s", platforms.FormatAll(*p), im.platformsText())
+		r.Skipped = fmt.Sprintf(skippedPlatform+"%s, not %s", fetcher.FormatPlatforms([]ocispec.Platform{*p}), im.platformsText())
 		r.Duration = time.Since(start)
 		return []ImageResult{r}
 	} else if plan, err := im.planNames(ctx, s, st, g); err != nil {
@@ -311,7 +311,7 @@ func notAnImage(ctx context.Context, s *fetcher.Seed, desc ocispec.Descriptor) s
 		return ""
 	}
 	if !images.IsKnownConfig(m.Config.MediaType) {
-		return fmt.Sprintf("not a container image: an artifact (config %s)", m.Config.MediaType)
+		return fmt.Sprintf("not a container image: an artifact (config %s)", fetcher.Escape(m.Config.MediaType))
 	}
 	for _, l := range m.Layers {
 		if images.IsLayerType(l.MediaType) {
@@ -321,5 +321,5 @@ func notAnImage(ctx context.Context, s *fetcher.Seed, desc ocispec.Descriptor) s
 	if len(m.Layers) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("not a container image: an artifact (layers %s)", m.Layers[0].MediaType)
+	return fmt.Sprintf("not a container image: an artifact (layers %s)", fetcher.Escape(m.Layers[0].MediaType))
 }

@@ -135,7 +135,7 @@ func distinct(err error) error {
 func checkSeeds(seeds fetcher.Seeds, blobs *runBlobs) images.HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		if err := desc.Digest.Validate(); err != nil {
-			return nil, fmt.Errorf("descriptor %q (%s): invalid digest: %v: %w", desc.Digest, desc.MediaType, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("descriptor %q (%s): invalid digest: %v: %w", desc.Digest, fetcher.Escape(desc.MediaType), err, errdefs.ErrInvalidArgument)
 		}
 		if desc.Size < 0 {
 			return nil, fmt.Errorf("blob %s: invalid size %d: %w", desc.Digest, desc.Size, errdefs.ErrInvalidArgument)

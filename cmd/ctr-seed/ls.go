@@ -62,6 +62,11 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 	}
 	var bad error
 	for _, img := range imgs {
+		if ctx.Err() != nil {
+			// SIGTERM or SIGINT: a seed of thousands of images is not
+			// listed to its end first.
+			return fmt.Errorf("seed %s: %w", path, context.Cause(ctx))
+		}
 		if img.Err != nil {
 			bad = errors.Join(bad, img.Err)
 			continue
@@ -82,12 +87,12 @@ func lsSeed(ctx context.Context, tw *tabwriter.Writer, path string, quiet bool, 
 		if err != nil {
 			return fmt.Errorf("seed %s: image %s: size: %w", path, name, err)
 		}
-		mt := img.Target.MediaType
+		mt := fetcher.Escape(img.Target.MediaType)
 		if img.Target.Annotations[fetcher.AnnotationDeltaOmitted] != "" {
 			mt += " (delta)" // some layers are left out: the node must hold them
 		}
 		if fetcher.IsCosignArtifact(img.Target) {
-			mt += " (" + img.Target.Annotations[fetcher.AnnotationCosignKind] + ")" // not imported as an image
+			mt += " (" + fetcher.Escape(img.Target.Annotations[fetcher.AnnotationCosignKind]) + ")" // not imported as an image
 		}
 		sigs := "-\t-" // an entry that is itself signatures
 		if !fetcher.IsCosignArtifact(img.Target) {
