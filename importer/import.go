@@ -144,7 +144,7 @@ func (im *Importer) importGroup(ctx context.Context, s *fetcher.Seed, all fetche
 		// attestations of the image beside them, not an image to run.
 		kind := g.desc.Annotations[fetcher.AnnotationCosignKind]
 		_, what, _ := strings.Cut(kind, "/")
-		r.Skipped = fmt.Sprintf("%s of an image of the seed (%s), not an image", what, kind)
+		r.Skipped = fmt.Sprintf("%s of an image of the seed (%s), not an image", fetcher.Escape(what), fetcher.Escape(kind))
 		r.Duration = time.Since(start)
 		return []ImageResult{r}
 	} else if why := notAnImage(ctx, s, g.desc); why != "" {
@@ -270,7 +270,7 @@ func (im *Importer) checkUsable(ctx context.Context, desc ocispec.Descriptor) er
 		return fmt.Errorf("no manifest for %s in the index (use --platform or --all-platforms): image might be filtered out: %w",
 			im.platformsText(), errdefs.ErrNotFound)
 	case len(missing) > 0 && !(im.opts.DiscardUnpackedLayers && !im.opts.NoUnpack):
-		return fmt.Errorf("incomplete: %s %s of its manifest never reached the content store: %w", missing[0].MediaType, missing[0].Digest, errdefs.ErrNotFound)
+		return fmt.Errorf("incomplete: %s %s of its manifest never reached the content store: %w", fetcher.Escape(missing[0].MediaType), missing[0].Digest, errdefs.ErrNotFound)
 	}
 	return nil
 }

@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/saver"
 	digest "github.com/opencontainers/go-digest"
@@ -98,7 +95,7 @@ func runSave(ctx context.Context, cmd *cli.Command, out string) error {
 	w := saver.NewOutput(out, partSize)
 	for _, n := range w.RemoveStale() {
 		if !o.quiet {
-			o.line(o.out, fmt.Sprintf("removed %s: left by a save that was killed\n", escapedPath(filepath.Join(filepath.Dir(out), n))))
+			o.line(o.out, fmt.Sprintf("removed %s: left by a save that was killed\n", fetcher.Escape(filepath.Join(filepath.Dir(out), n))))
 		}
 	}
 	res, err := saver.Save(ctx, w, cmd.Args().Slice(), src, opts)
@@ -140,11 +137,3 @@ func (p saveProgress) BlobStarted(d digest.Digest, size int64, from string) {
 func (p saveProgress) BlobProgress(d digest.Digest, n int64) { p.o.BlobProgress(d, n) }
 func (p saveProgress) BlobDone(d digest.Digest, err error)   { p.o.BlobDone(d, err) }
 
-// escapedPath is p as is when every rune of it is printable, else quoted:
-// a file name in OUT's directory is anyone's, and must not forge lines.
-func escapedPath(p string) string {
-	if utf8.ValidString(p) && strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
-		return p
-	}
-	return strconv.Quote(p)
-}
