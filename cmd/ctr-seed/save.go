@@ -136,4 +136,3 @@ func (p saveProgress) BlobStarted(d digest.Digest, size int64, from string) {
 }
 func (p saveProgress) BlobProgress(d digest.Digest, n int64) { p.o.BlobProgress(d, n) }
 func (p saveProgress) BlobDone(d digest.Digest, err error)   { p.o.BlobDone(d, err) }
-
