@@ -94,7 +94,9 @@ func initFn(ic *cplugin.InitContext) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seed importer: in-process client: %w", err)
 	}
-	svc, err := seeddir.New(c, cfg, root)
+	// What happens to each seed is published on containerd's event
+	// service (/ctr-seed/seed/...): `ctr events` shows it.
+	svc, err := seeddir.New(c, cfg, root, seeddir.WithObserver(seeddir.Publish(c.EventService())))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("seed importer: %w", err)

@@ -53,7 +53,9 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			defer c.Close()
-			svc, err := seeddir.New(c, cfg, cmd.String("state-dir"))
+			// Each seed's events go to containerd's event service, as
+			// the plugin's do.
+			svc, err := seeddir.New(c, cfg, cmd.String("state-dir"), seeddir.WithObserver(seeddir.Publish(c.EventService())))
 			if err != nil {
 				return err
 			}

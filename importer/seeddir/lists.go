@@ -181,11 +181,15 @@ func (s *Service) pullList(ctx context.Context, name, path string, fp fingerprin
 		if err := s.state.put(name, rec); err != nil {
 			lg.WithError(err).Warn("saving seed state")
 		}
+		s.skipped(ctx, name, "no image references in it")
 		return
 	}
 	// A bad line is said once per version of the list: trying again
 	// cannot mend it.
 	retry := prev.Fingerprint == fp && prev.Error != ""
+	if retry {
+		s.observe(ctx, seedEvent(ctx, Retried, name))
+	}
 	for _, e := range bad {
 		if !retry {
 			lg.WithError(e).Error("image list: line skipped")
@@ -243,5 +247,14 @@ func (s *Service) pullList(ctx context.Context, name, path string, fp fingerprin
 	}
 	if err := s.state.put(name, rec); err != nil {
 		lg.WithError(err).Warn("saving seed state")
+	}
+	if rec.Error != "" {
+		e := seedEvent(ctx, Failed, name)
+		e.Error = rec.Error
+		s.observe(ctx, e)
+	} else {
+		e := seedEvent(ctx, Imported, name)
+		e.Images = rec.Images
+		s.observe(ctx, e)
 	}
 }

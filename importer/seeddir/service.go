@@ -44,11 +44,13 @@ type Service struct {
 	lists     map[string]context.CancelFunc
 	listTurn  chan struct{}
 	listsDone sync.WaitGroup
+	// observer is told what happens to each seed (nil: nobody).
+	observer Observer
 }
 
 // New prepares the service; stateDir keeps what was imported (the
 // plugin's root dir, or serve's --state-dir) and the spool.
-func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
+func New(c *client.Client, cfg Config, stateDir string, opts ...Option) (*Service, error) {
 	set, err := cfg.Settings()
 	if err != nil {
 		return nil, err
@@ -68,8 +70,12 @@ func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 		log.L.WithError(err).Warn("no registry for image lists")
 		reg = nil
 	}
-	return &Service{cfg: cfg, settings: set, client: c, importer: importer.New(c, set.Importer), registry: reg, state: st, fopts: fopts,
-		lists: map[string]context.CancelFunc{}, listTurn: make(chan struct{}, 1)}, nil
+	s := &Service{cfg: cfg, settings: set, client: c, importer: importer.New(c, set.Importer), registry: reg, state: st, fopts: fopts,
+		lists: map[string]context.CancelFunc{}, listTurn: make(chan struct{}, 1)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // SeedOptions are what the service opens every seed with (its spool dir
@@ -115,6 +121,11 @@ func (s *Service) Run(ctx context.Context) error {
 // (retryFailed) seeds that failed before are tried again. Seeds still being
 // written are not read: their names are returned, to be tried later.
 func (s *Service) ImportAll(ctx context.Context, retryFailed bool) (busy []string) {
+	if retryFailed {
+		ctx = withPass(ctx, PassBoot)
+	} else {
+		ctx = withPass(ctx, PassRescan)
+	}
 	entries, err := os.ReadDir(s.cfg.SeedsDir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -152,8 +163,10 @@ func (s *Service) ImportAll(ctx context.Context, retryFailed bool) (busy []strin
 		if ctx.Err() != nil {
 			return nil
 		}
+		s.observe(ctx, seedEvent(ctx, Seen, n))
 		if isBusy(filepath.Join(s.cfg.SeedsDir, n)) {
 			busy = append(busy, n)
+			s.skipped(ctx, n, "being written")
 			continue
 		}
 		s.importIfNew(ctx, n, retryFailed)
@@ -200,18 +213,29 @@ func (s *Service) importIfNew(ctx context.Context, name string, retryFailed bool
 	path := filepath.Join(s.cfg.SeedsDir, name)
 	fp, err := fingerprintOf(path)
 	if err != nil {
+		s.skipped(ctx, name, "gone")
 		return // gone meanwhile
 	}
 	if r, ok := s.state.get(name); ok && r.Fingerprint == fp {
-		if r.NotArchive || (r.Error != "" && !retryFailed && !r.Retry) {
+		if r.NotArchive {
+			s.skipped(ctx, name, "not an image archive")
+			return
+		}
+		if r.Error != "" && !retryFailed && !r.Retry {
+			s.skipped(ctx, name, "failed before, unchanged since")
 			return
 		}
 		if r.Error != "" && !retryFailed && time.Now().Before(r.RetryAt) {
+			s.skipped(ctx, name, "image list backing off")
 			return // an image list backing off
 		}
 		if r.Error == "" && s.imagesPresent(ctx, r.Images) {
 			log.G(ctx).WithField("seed", name).Debug("seed unchanged since its import, skipped")
+			s.skipped(ctx, name, "unchanged since its import")
 			return
+		}
+		if r.Error != "" {
+			s.observe(ctx, seedEvent(ctx, Retried, name))
 		}
 	}
 	if isImageList(name) {
@@ -238,6 +262,7 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	seed, err := fetcher.Open(ctx, path, s.fopts...)
 	if errors.Is(err, fetcher.ErrNotArchive) {
 		lg.WithError(err).Info("not an image archive, skipped")
+		s.skipped(ctx, name, "not an image archive")
 		rec.NotArchive = true
 		if err := s.state.put(name, rec); err != nil {
 			lg.WithError(err).Warn("saving seed state")
@@ -285,14 +310,30 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 		if !errors.Is(err, importer.ErrImagesFailed) {
 			lg.WithError(err).Error("seed import failed")
 		}
+	}
+	if err := s.state.put(name, rec); err != nil {
+		lg.WithError(err).Warn("saving seed state")
+	}
+	// Told once the record is saved: whoever waits on the event finds it.
+	if err != nil {
+		e := seedEvent(ctx, Failed, name)
+		e.Error = err.Error()
+		s.observe(ctx, e)
 	} else {
 		// blobs_in_store: blobs the seed holds that the store had already,
 		// so were not read from the seed (a corrupt copy there goes unseen;
 		// ctr-seed verify reads them all).
 		lg.WithField("images", strings.Join(rec.Images, ",")).WithField("bytes", progress.Bytes(bytes).String()).WithField("blobs_in_store", inStore).
 			WithField("duration", time.Since(start).Round(time.Millisecond).String()).Info("seed imported")
+		e := seedEvent(ctx, Imported, name)
+		e.Images = rec.Images
+		s.observe(ctx, e)
 	}
-	if err := s.state.put(name, rec); err != nil {
-		lg.WithError(err).Warn("saving seed state")
-	}
+}
+
+// skipped tells the observer that seed was left alone, and why.
+func (s *Service) skipped(ctx context.Context, seed, why string) {
+	e := seedEvent(ctx, Skipped, seed)
+	e.Why = why
+	s.observe(ctx, e)
 }

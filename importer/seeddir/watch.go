@@ -98,6 +98,7 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 				// A later part of a split seed changes the seed its
 				// first part names.
 				fp, _ := fingerprintOf(filepath.Join(s.cfg.SeedsDir, first))
+				s.seen(ctx, waiting, first)
 				waiting.changed(first, fp, time.Now())
 				continue
 			}
@@ -124,6 +125,7 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 			// The fingerprint as of this event: if nothing changes in the
 			// quiet period it is imported then, not one period later.
 			fp, _ := fingerprintOf(ev.Name)
+			s.seen(ctx, waiting, name)
 			waiting.changed(name, fp, time.Now())
 			// A seed renamed into place may be ready now: no tick's wait.
 			for _, name := range waiting.ready(s.cfg.SeedsDir, time.Now()) {
@@ -139,6 +141,14 @@ func (s *Service) loop(ctx context.Context, w *fsnotify.Watcher, busy []string) 
 		case <-rescan.C:
 			waiting.wait(s.ImportAll(ctx, false), time.Now())
 		}
+	}
+}
+
+// seen tells the observer of a seed the watch saw change, unless it is
+// pending already (a seed being copied changes many times).
+func (s *Service) seen(ctx context.Context, waiting pendingSeeds, name string) {
+	if waiting[name] == nil {
+		s.observe(ctx, seedEvent(ctx, Seen, name))
 	}
 }
 
