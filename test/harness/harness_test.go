@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"debug/elf"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
@@ -230,4 +235,47 @@ func checkVersion(t *testing.T, c *client.Client, want string) {
 	if v.Version != strings.TrimPrefix(want, "v") {
 		t.Errorf("daemon reports %q, go.mod pins %q", v.Version, want)
 	}
+}
+
+// TestEvents: a subscription is live when SubscribeEvents returns (an
+// event published at once is recorded), Sync catches every event
+// published before it, and EventTopics' stop misses none and records no
+// canary.
+func TestEvents(t *testing.T) {
+	d := StartDaemon(t, DaemonOptions{DisableCRI: true})
+	c := d.Client(t)
+	const ns = "events"
+	ctx := NSContext(ns)
+	e := SubscribeEvents(t, c, ns, "/images/")
+	stop := EventTopics(t, c, ns)
+	img := images.Image{Name: "example.com/events:1", Target: ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("m"), Size: 1}}
+	if _, err := c.ImageService().Create(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ImageService().Delete(ctx, img.Name); err != nil {
+		t.Fatal(err)
+	}
+	e.Sync(t)
+	var got []string
+	for _, env := range e.All() {
+		got = append(got, env.Topic)
+	}
+	if want := []string{"/images/create", "/images/delete"}; !slices.Equal(got, want) {
+		t.Errorf("SubscribeEvents recorded %v, want %v", got, want)
+	}
+	if topics := stop(); !slices.Equal(topics, got) {
+		t.Errorf("EventTopics recorded %v, want %v", topics, got)
+	}
+	// Nothing published: nothing recorded, and that is known at once.
+	stop = EventTopics(t, c, ns)
+	if topics := stop(); len(topics) != 0 {
+		t.Errorf("EventTopics with nothing published: %v", topics)
+	}
+	e.Wait(t, time.Second, "events already recorded", func(envs []*events.Envelope) error {
+		if len(envs) != 2 {
+			return fmt.Errorf("%d events", len(envs))
+		}
+		return nil
+	})
 }
