@@ -166,7 +166,7 @@ func (s *Service) ImportAll(ctx context.Context, retryFailed bool) (busy []strin
 		s.observe(ctx, seedEvent(ctx, Seen, n))
 		if isBusy(filepath.Join(s.cfg.SeedsDir, n)) {
 			busy = append(busy, n)
-			s.skipped(ctx, n, "being written")
+			s.skipped(ctx, n, "still being written or within its quiet period")
 			continue
 		}
 		s.importIfNew(ctx, n, retryFailed)
