@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
@@ -116,6 +117,7 @@ func TestPlugin(t *testing.T) {
 	})
 
 	step(t, "seeds dropped in, or written in place slowly, are imported once and complete", func(t *testing.T) {
+		ev := pd.watch(t)
 		dropIn(t, seeds, seedDrop, ociSeed(t, dropImg, testseed.Zstd))
 		writeSlowly(t, filepath.Join(seeds, seedSlow), ociSeed(t, slowImg, testseed.Uncompressed), 2*time.Second)
 		closed := time.Now()
@@ -123,21 +125,19 @@ func TestPlugin(t *testing.T) {
 		waitFor(t, importWait, "dropped-in seeds imported", func() error {
 			return checkImages(c, ns, both, labels)
 		})
-		waitFor(t, importWait, "dropped-in seeds logged", func() error {
-			log := lastRun(d.Log())
-			for _, s := range []string{seedDrop, seedSlow} {
-				if imported(log, s) == 0 {
-					return fmt.Errorf("no \"seed imported\" line for %s", s)
-				}
-			}
-			return nil
-		})
+		ev.waitCount(t, 1, seeddir.Imported, seedDrop, seedSlow)
 		t.Logf("slow seed imported %v after it was closed", time.Since(closed).Round(time.Millisecond))
-		// Give a second import (there must be none) time to show: several
-		// quiet periods.
-		time.Sleep(2 * time.Second)
+		// A second import (there must be none) would have come by the
+		// time the watch has judged a canary dropped after them.
+		ev.settle(t)
 		log := lastRun(d.Log())
 		for _, s := range []string{seedDrop, seedSlow} {
+			if n := len(ev.of(t, seeddir.Imported, s)); n != 1 {
+				t.Errorf("%d imported events for %s, want exactly 1", n, s)
+			}
+			if f := ev.of(t, seeddir.Failed, s); len(f) > 0 {
+				t.Errorf("failed events for %s: %+v", s, f)
+			}
 			if n := imported(log, s); n != 1 {
 				t.Errorf("%d \"seed imported\" lines for %s, want exactly 1:\n%s", n, s, strings.Join(seedLines(log, "", "seed imported", s), "\n"))
 			}
@@ -162,6 +162,9 @@ func TestPlugin(t *testing.T) {
 		start := time.Now()
 		d.Restart(t)
 		t.Logf("restarted in %v", time.Since(start).Round(time.Millisecond))
+		// The boot pass runs while containerd starts, before anyone can
+		// subscribe: the log and the records say what it did.
+		ev := pd.watch(t)
 		// Records and pins are containerd's own metadata: there at once.
 		if err := checkImages(c, ns, all, labels); err != nil {
 			t.Errorf("after restart: %v", err)
@@ -173,14 +176,22 @@ func TestPlugin(t *testing.T) {
 		// A new version of the last seed (in name order): once it is
 		// imported, the boot pass has been over every other seed.
 		dropIn(t, seeds, seedSlow, ociSeed(t, slow2, testseed.Gzip))
-		waitFor(t, importWait, "replaced seed imported", func() error {
-			if imported(lastRun(d.Log()), seedSlow) == 0 {
-				return fmt.Errorf("no \"seed imported\" line for replaced %s since restart", seedSlow)
-			}
-			return checkImage(c, ns, slow2.Name, labels)
-		})
-		time.Sleep(time.Second)
+		ev.waitCount(t, 1, seeddir.Imported, seedSlow)
+		if err := checkImage(c, ns, slow2.Name, labels); err != nil {
+			t.Fatalf("replaced seed: %v", err)
+		}
+		// The boot pass (before the subscription: the log says what it
+		// did) is over once the watch judges a canary.
+		ev.settle(t)
 		log := lastRun(d.Log())
+		for _, s := range []string{seedOCI, seedDocker, seedDrop} {
+			if n := len(ev.of(t, seeddir.Imported, s)); n != 0 {
+				t.Errorf("unchanged seed %s: %d imported events after restart", s, n)
+			}
+		}
+		if n := len(ev.of(t, seeddir.Imported, seedSlow)); n != 1 {
+			t.Errorf("replaced seed %s: %d imported events since restart, want 1", seedSlow, n)
+		}
 		for _, s := range []string{seedOCI, seedDocker, seedDrop} {
 			if n := imported(log, s); n != 0 {
 				t.Errorf("unchanged seed %s imported again after restart (%d lines):\n%s", s, n, strings.Join(seedLines(log, "", "seed imported", s), "\n"))
@@ -204,14 +215,19 @@ func TestPlugin(t *testing.T) {
 	})
 
 	step(t, "a touched seed (same bytes, new mtime) is imported again", func(t *testing.T) {
+		ev := pd.watch(t)
 		now := time.Now()
 		if err := os.Chtimes(filepath.Join(seeds, seedOCI), now, now); err != nil {
 			t.Fatal(err)
 		}
-		waitImportedSinceStart(t, d, "touched", seedOCI)
+		ev.waitCount(t, 1, seeddir.Imported, seedOCI)
+		if n := imported(lastRun(d.Log()), seedOCI); n != 1 {
+			t.Errorf("touched seed %s: %d \"seed imported\" lines since restart, want 1", seedOCI, n)
+		}
 	})
 
 	step(t, "a seed removed, then added back unchanged, is imported again", func(t *testing.T) {
+		ev := pd.watch(t)
 		aside := filepath.Join(t.TempDir(), seedDrop)
 		if err := os.Rename(filepath.Join(seeds, seedDrop), aside); err != nil {
 			t.Fatal(err)
@@ -225,7 +241,10 @@ func TestPlugin(t *testing.T) {
 		if err := os.Rename(aside, filepath.Join(seeds, seedDrop)); err != nil {
 			t.Fatal(err)
 		}
-		waitImportedSinceStart(t, d, "re-added", seedDrop)
+		ev.waitCount(t, 1, seeddir.Imported, seedDrop)
+		if n := imported(lastRun(d.Log()), seedDrop); n != 1 {
+			t.Errorf("re-added seed %s: %d \"seed imported\" lines since restart, want 1", seedDrop, n)
+		}
 	})
 
 	step(t, "in the end every image is there, CRI lists them, nothing is left half-done", func(t *testing.T) {
@@ -237,17 +256,5 @@ func TestPlugin(t *testing.T) {
 		}
 		assertNoLeases(t, c, ns)
 		pd.assertServing(t)
-	})
-}
-
-// waitImportedSinceStart waits until the daemon's latest run has logged
-// seed (which the test just made how) as imported.
-func waitImportedSinceStart(t *testing.T, d *harness.Daemon, how, seed string) {
-	t.Helper()
-	waitFor(t, importWait, how+" seed imported again", func() error {
-		if imported(lastRun(d.Log()), seed) == 0 {
-			return fmt.Errorf("no \"seed imported\" line for %s %s since the daemon started", how, seed)
-		}
-		return nil
 	})
 }
