@@ -277,9 +277,11 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	}
 	var bytes int64
 	inStore := 0
+	var imageErrs []string // for the observer: what the log says, in one
 	for _, r := range results {
 		if r.Err != nil {
 			lg.WithError(r.Err).Error("seed image failed")
+			imageErrs = append(imageErrs, r.Err.Error())
 			continue
 		}
 		if r.Warning != "" {
@@ -317,7 +319,7 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 	// Told once the record is saved: whoever waits on the event finds it.
 	if err != nil {
 		e := seedEvent(ctx, Failed, name)
-		e.Error = err.Error()
+		e.Error = strings.Join(append([]string{err.Error()}, imageErrs...), ": ")
 		s.observe(ctx, e)
 	} else {
 		// blobs_in_store: blobs the seed holds that the store had already,

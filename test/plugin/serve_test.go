@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
@@ -37,19 +38,26 @@ func stopServe(t *testing.T, p *harness.Proc) {
 	}
 }
 
-// waitServeImported waits until serve (p) has logged seed as imported and
-// img is there, pinned, labelled and unpacked; serve must keep running.
-func waitServeImported(t *testing.T, p *harness.Proc, c *client.Client, ns, seed, img string, labels map[string]string) {
+// waitServeImported waits until serve (p) has published n imported
+// events for seed, and logged it as imported; img must be there, pinned,
+// labelled and unpacked, and serve still running.
+func waitServeImported(t *testing.T, p *harness.Proc, ev *seedEvents, c *client.Client, ns, seed, img string, labels map[string]string) {
 	t.Helper()
-	waitFor(t, importWait, seed+" imported", func() error {
+	ev.wait(t, importWait, seed+" imported", func(evs []seeddir.Event) error {
 		if err := p.Running(); err != nil {
 			return err
 		}
-		if imported(p.Stdout(), seed) == 0 {
-			return fmt.Errorf("no \"seed imported\" line for %s", seed)
+		if len(eventsOf(evs, seeddir.Imported, seed)) == 0 {
+			return fmt.Errorf("no imported event for %s:\n%s", seed, describe(evs))
 		}
-		return checkImage(c, ns, img, labels)
+		return nil
 	})
+	if imported(p.Stdout(), seed) == 0 {
+		t.Errorf("no \"seed imported\" line for %s", seed)
+	}
+	if err := checkImage(c, ns, img, labels); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestServe is TestPlugin's scenario for `ctr-seed serve` beside a stock
@@ -103,6 +111,8 @@ watch = true
 	}
 	good := []string{ociImg.Name, dockerImg.Name}
 
+	// Subscribed before serve starts: its boot pass is seen too.
+	ev := watchSeedEvents(t, c, ns, seeds)
 	p := startServe(t, d.Address, cfg, stateDir)
 	step(t, "boot imports the good seeds and refuses the corrupt one", func(t *testing.T) {
 		took := waitFor(t, importWait, "good seeds imported", func() error {
@@ -112,6 +122,10 @@ watch = true
 			return checkImages(c, ns, good, labels)
 		})
 		t.Logf("serve: good images pinned, labelled and unpacked in %v", took.Round(time.Millisecond))
+		ev.waitCount(t, 1, seeddir.Failed, seedBad)
+		if f := ev.of(t, seeddir.Failed, seedBad); !strings.Contains(f[0].Error, "digest mismatch") {
+			t.Errorf("failed event for %s: %q, want a digest mismatch", seedBad, f[0].Error)
+		}
 		waitFor(t, importWait, "bad seed reported", func() error {
 			for _, l := range errorLines(p.Stdout(), seedBad) {
 				if strings.Contains(l, "digest mismatch") {
@@ -128,10 +142,16 @@ watch = true
 
 	step(t, "a seed dropped in while running is imported once", func(t *testing.T) {
 		dropIn(t, seeds, seedDrop, ociSeed(t, dropImg, testseed.Uncompressed))
-		waitServeImported(t, p, c, ns, seedDrop, dropImg.Name, labels)
-		time.Sleep(1500 * time.Millisecond) // room for a second import, which must not come
+		waitServeImported(t, p, ev, c, ns, seedDrop, dropImg.Name, labels)
+		ev.settle(t) // a second import, which must not come, would have by now
 		out := p.Stdout()
 		for _, s := range []string{seedOCI, seedDocker, seedDrop} {
+			if n := len(ev.of(t, seeddir.Imported, s)); n != 1 {
+				t.Errorf("%d imported events for %s, want 1", n, s)
+			}
+			if f := ev.of(t, seeddir.Failed, s); len(f) > 0 {
+				t.Errorf("failed events for %s: %+v", s, f)
+			}
 			if n := imported(out, s); n != 1 {
 				t.Errorf("%d \"seed imported\" lines for %s, want 1", n, s)
 			}
@@ -153,9 +173,13 @@ watch = true
 			t.Fatal(err)
 		}
 		p = startServe(t, d.Address, cfg, stateDir)
-		waitServeImported(t, p, c, ns, seedLater, laterImg.Name, labels)
+		waitServeImported(t, p, ev, c, ns, seedLater, laterImg.Name, labels)
+		ev.settle(t) // the boot pass is over
 		out := p.Stdout()
 		for _, s := range []string{seedOCI, seedDocker, seedDrop} {
+			if n := len(ev.of(t, seeddir.Imported, s)); n != 1 {
+				t.Errorf("unchanged seed %s: %d imported events in both runs, want 1 (the first run's)", s, n)
+			}
 			if n := imported(out, s); n != 0 {
 				t.Errorf("unchanged seed %s imported again after serve restarted:\n%s", s, strings.Join(seedLines(out, "", "seed imported", s), "\n"))
 			}
