@@ -22,6 +22,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
+	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
@@ -453,6 +454,7 @@ func TestFaultReplaceWhileImporting(t *testing.T) {
 	big := newBigSeed(t, "docker.io/ctrseed-test/fault-replace:1", bigLayerSize)
 	small := uniqueImage(t, "docker.io/ctrseed-test/fault-replace:2", false, testseed.Gzip)
 	smallSeed := ociSeed(t, small, testseed.Uncompressed)
+	ev := fd.watch(t)
 	big.write(t, path)
 
 	off, total := waitIngest(t, fd.c, fd.ns, big.layer, 15*time.Second)
@@ -460,16 +462,31 @@ func TestFaultReplaceWhileImporting(t *testing.T) {
 	replaced := time.Now()
 	t.Logf("seed replaced with its old version's layer ingest at %d of %d bytes", off, total)
 
-	waitFor(t, importWait, "new version imported", func() error {
-		for _, l := range seedLines(fd.d.Log(), "info", "seed imported", name) {
-			if strings.Contains(l, small.Name) {
-				return checkImage(fd.c, fd.ns, small.Name, fd.labels)
+	importedNew := func(evs []seeddir.Event) (n int) {
+		for _, e := range eventsOf(evs, seeddir.Imported, name) {
+			if slices.Contains(e.Images, small.Name) {
+				n++
 			}
 		}
-		return fmt.Errorf("no \"seed imported\" line for %s naming %s", name, small.Name)
+		return n
+	}
+	ev.wait(t, importWait, "new version imported", func(evs []seeddir.Event) error {
+		if importedNew(evs) == 0 {
+			return fmt.Errorf("no imported event for %s naming %s:\n%s", name, small.Name, describe(evs))
+		}
+		return nil
 	})
+	if err := checkImage(fd.c, fd.ns, small.Name, fd.labels); err != nil {
+		t.Fatalf("new version: %v", err)
+	}
 	t.Logf("new version imported %v after the replace", time.Since(replaced).Round(time.Millisecond))
-	time.Sleep(1500 * time.Millisecond) // room for a spurious further import
+	ev.settle(t) // a spurious further import would have come by now
+	if n := importedNew(ev.all(t)); n != 1 {
+		t.Errorf("%d imported events for %s naming %s, want 1", n, name, small.Name)
+	}
+	if f := ev.of(t, seeddir.Failed, name); len(f) > 0 {
+		t.Errorf("failed events for %s: %+v", name, f)
+	}
 
 	log := fd.d.Log()
 	lines := seedLines(log, "info", "seed imported", name)
@@ -514,22 +531,21 @@ func TestFaultSeedsDirDisappears(t *testing.T) {
 	fd := startFaultTest(t)
 	fd.probeUntilEnd(t)
 
+	ev := fd.watch(t)
 	const gone = "seeds dir went away"
 	goneLines := func() int { return strings.Count(fd.d.Log(), gone) }
 	first := uniqueImage(t, "docker.io/ctrseed-test/fault-dir-first:1", false, testseed.Gzip)
 	firstSeed := ociSeed(t, first, testseed.Gzip)
 	const firstName = "first.tar.gz"
 	dropIn(t, fd.seeds, firstName, firstSeed)
-	waitFor(t, importWait, "first seed imported", func() error {
-		if imported(fd.d.Log(), firstName) == 0 {
-			return fmt.Errorf("no \"seed imported\" line for %s", firstName)
-		}
-		return checkImage(fd.c, fd.ns, first.Name, fd.labels)
-	})
+	ev.waitCount(t, 1, seeddir.Imported, firstName)
+	if err := checkImage(fd.c, fd.ns, first.Name, fd.labels); err != nil {
+		t.Fatal(err)
+	}
 
 	for i, quick := range []bool{false, true} {
 		round := fmt.Sprintf("round %d (quick=%v)", i+1, quick)
-		g0, n0 := goneLines(), imported(fd.d.Log(), firstName)
+		g0, n0 := goneLines(), len(ev.of(t, seeddir.Imported, firstName))
 		if err := os.RemoveAll(fd.seeds); err != nil {
 			t.Fatal(err)
 		}
@@ -550,23 +566,40 @@ func TestFaultSeedsDirDisappears(t *testing.T) {
 		newName := fmt.Sprintf("new-%d.tar.zst", i+1)
 		dropIn(t, fd.seeds, newName, ociSeed(t, img, testseed.Zstd))
 		dropIn(t, fd.seeds, firstName, firstSeed) // the old dir's seed, back (a new file)
-		took := waitFor(t, 10*time.Second, round+": seeds in the new dir imported", func() error {
-			log := fd.d.Log()
-			if imported(log, newName) == 0 {
-				return fmt.Errorf("no \"seed imported\" line for %s", newName)
+		back := time.Now()
+		ev.wait(t, 10*time.Second, round+": seeds in the new dir imported", func(evs []seeddir.Event) error {
+			if len(eventsOf(evs, seeddir.Imported, newName)) == 0 {
+				return fmt.Errorf("no imported event for %s", newName)
 			}
-			if imported(log, firstName) <= n0 {
-				return fmt.Errorf("no new \"seed imported\" line for re-added %s", firstName)
+			if len(eventsOf(evs, seeddir.Imported, firstName)) <= n0 {
+				return fmt.Errorf("no new imported event for re-added %s", firstName)
 			}
-			return checkImages(fd.c, fd.ns, []string{img.Name, first.Name}, fd.labels)
+			return nil
 		})
+		took := time.Since(back)
+		if err := checkImages(fd.c, fd.ns, []string{img.Name, first.Name}, fd.labels); err != nil {
+			t.Fatalf("%s: %v", round, err)
+		}
 		t.Logf("%s: both seeds imported %v after the dir came back", round, took.Round(time.Millisecond))
 		if n := goneLines() - g0; n != 1 {
 			t.Errorf("%s: %d %q lines, want 1", round, n, gone)
 		}
 		assertState(t, fd.pluginRoot, map[string][]string{newName: {img.Name}, firstName: {first.Name}})
 	}
-	time.Sleep(time.Second)
+	ev.settle(t) // a further import would have come by now
+	for _, s := range []string{"new-1.tar.zst", "new-2.tar.zst"} {
+		if n := len(ev.of(t, seeddir.Imported, s)); n != 1 {
+			t.Errorf("%s: %d imported events, want 1", s, n)
+		}
+	}
+	if n := len(ev.of(t, seeddir.Imported, firstName)); n != 3 {
+		t.Errorf("%s: %d imported events, want 3", firstName, n)
+	}
+	for _, s := range []string{firstName, "new-1.tar.zst", "new-2.tar.zst"} {
+		if f := ev.of(t, seeddir.Failed, s); len(f) > 0 {
+			t.Errorf("failed events for %s: %+v", s, f)
+		}
+	}
 	log := fd.d.Log()
 	for _, s := range []string{"new-1.tar.zst", "new-2.tar.zst"} {
 		if n := imported(log, s); n != 1 {
@@ -616,17 +649,17 @@ func TestFaultFlood(t *testing.T) {
 		}
 	}
 	fd.probeUntilEnd(t)
+	ev := fd.watch(t)
 	dropped := time.Now()
 	for i := range n {
 		if err := os.Rename(filepath.Join(fd.seeds, "."+names[i]+".partial"), filepath.Join(fd.seeds, names[i])); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 60*time.Second, "every flooded seed imported", func() error {
-		log := fd.d.Log()
+	ev.wait(t, 60*time.Second, "every flooded seed imported", func(evs []seeddir.Event) error {
 		var missing []string
 		for _, s := range names {
-			if imported(log, s) == 0 {
+			if len(eventsOf(evs, seeddir.Imported, s)) == 0 {
 				missing = append(missing, s)
 			}
 		}
@@ -639,7 +672,19 @@ func TestFaultFlood(t *testing.T) {
 	if err := checkImages(fd.c, fd.ns, imgs, fd.labels); err != nil {
 		t.Error(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // room for a second import, which must not come
+	ev.settle(t) // a second import, which must not come, would have by now
+	evs := ev.all(t)
+	for _, s := range names {
+		if n := len(eventsOf(evs, seeddir.Imported, s)); n != 1 {
+			t.Errorf("%s: %d imported events, want exactly 1", s, n)
+		}
+		if f := eventsOf(evs, seeddir.Failed, s); len(f) > 0 {
+			t.Errorf("failed events for %s: %+v", s, f)
+		}
+		if e := eventsOf(evs, seeddir.Seen, "."+s+".partial"); len(e) > 0 {
+			t.Errorf("the hidden name of %s was seen: %+v", s, e)
+		}
+	}
 	log := fd.d.Log()
 	for _, s := range names {
 		if c := imported(log, s); c != 1 {
