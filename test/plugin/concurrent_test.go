@@ -22,6 +22,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/progress"
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
@@ -276,6 +277,7 @@ func concurrentRound(t *testing.T, mode string, img *testseed.Built, data []byte
 		}
 	}()
 
+	ev := pd.watch(t)
 	// Go.
 	logAt := len(d.Log())
 	linked := time.Now()
@@ -300,18 +302,21 @@ func concurrentRound(t *testing.T, mode string, img *testseed.Built, data []byte
 	cli := startImport(t, d.Address, ns, cliArgs...)
 	cliAfterLink := cli.Started.Sub(linked)
 	res := cli.Wait(t, time.Minute)
-	waitFor(t, importWait, "the plugin's attempt at the seed over", func() error {
-		log := lastRun(d.Log())
-		if imported(log, seedName) == 0 && len(errorLines(log, seedName)) == 0 {
-			return fmt.Errorf("neither \"seed imported\" nor an error line for %s", seedName)
+	ev.wait(t, importWait, "the plugin's attempt at the seed over", func(evs []seeddir.Event) error {
+		if len(eventsOf(evs, seeddir.Imported, seedName)) == 0 && len(eventsOf(evs, seeddir.Failed, seedName)) == 0 {
+			return fmt.Errorf("neither an imported nor a failed event for %s:\n%s", seedName, describe(evs))
 		}
 		return nil
 	})
 	// Leases go before either side reports: none may be left by now.
 	w.stop()
-	// Room for a second, spurious import by the plugin.
-	time.Sleep(1500 * time.Millisecond)
+	// A second, spurious import by the plugin would have come by the time
+	// the watch has judged a canary dropped after it.
+	ev.settle(t)
 	log := lastRun(d.Log())
+	if n, f := len(ev.of(t, seeddir.Imported, seedName)), ev.of(t, seeddir.Failed, seedName); n != 1 || len(f) != 0 {
+		t.Errorf("%d imported events for %s, failed events %+v; want 1 and none", n, seedName, f)
+	}
 
 	// --- the CLI --------------------------------------------------------
 	t.Logf("ctr-seed import started %v after the drop, exited %d after %v", cliAfterLink.Round(time.Millisecond),
