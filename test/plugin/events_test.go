@@ -2,7 +2,6 @@ package plugin_test
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -177,9 +176,4 @@ func (s *seedEvents) settle(t *testing.T) {
 		}
 	}
 	t.Fatalf("three canaries judged by passes over the seeds dir, none by its watch")
-}
-
-// noCanaries drops settle's canaries from names.
-func noCanaries(names []string) []string {
-	return slices.DeleteFunc(names, func(n string) bool { return strings.HasPrefix(n, canaryPrefix) })
 }
