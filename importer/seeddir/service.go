@@ -68,7 +68,11 @@ func New(c *client.Client, cfg Config, stateDir string) (*Service, error) {
 		log.L.WithError(err).Warn("no registry for image lists")
 		reg = nil
 	}
-	return &Service{cfg: cfg, settings: set, client: c, importer: importer.New(c, set.Importer), registry: reg, state: st, fopts: fopts,
+	im, err := importer.New(importer.FromClient(c), set.Importer)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, settings: set, client: c, importer: im, registry: reg, state: st, fopts: fopts,
 		lists: map[string]context.CancelFunc{}, listTurn: make(chan struct{}, 1)}, nil
 }
 
