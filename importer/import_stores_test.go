@@ -10,8 +10,8 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/ctr-seed/ctr-seed/fetcher"
-	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/importer/trust"
+	"github.com/ctr-seed/ctr-seed/internal/testseed"
 )
 
 const demo = "docker.io/library/demo:1.0"
