@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/diff/apply"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/introspection"
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/metadata"
 	"github.com/containerd/containerd/v2/core/snapshots"
@@ -69,13 +70,18 @@ func newStores(t *testing.T) *stores {
 	}
 	t.Cleanup(func() { db.Close(); sn.Close() })
 	mcs := db.ContentStore()
+	var intro introspection.Service
+	if name == "overlayfs" {
+		intro = rebaseIntrospection{} // layers applied in parallel, as on a node
+	}
 	return &stores{db: db, sn: name, svc: Services{
-		Content:     mcs,
-		Images:      metadata.NewImageStore(db),
-		Snapshotter: db.Snapshotter,
-		Leases:      metadata.NewLeaseManager(db),
-		Applier:     apply.NewFileSystemApplier(mcs),
-		Namespaces:  dbNamespaces{db},
+		Content:       mcs,
+		Images:        metadata.NewImageStore(db),
+		Snapshotter:   db.Snapshotter,
+		Leases:        metadata.NewLeaseManager(db),
+		Applier:       apply.NewFileSystemApplier(mcs),
+		Namespaces:    dbNamespaces{db},
+		Introspection: intro,
 	}}
 }
 
