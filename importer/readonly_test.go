@@ -260,4 +260,3 @@ func (rebaseIntrospection) Server(context.Context) (*introspectionapi.ServerResp
 func (rebaseIntrospection) PluginInfo(context.Context, string, string, any) (*introspectionapi.PluginInfoResponse, error) {
 	return &introspectionapi.PluginInfoResponse{}, nil
 }
-
