@@ -42,8 +42,9 @@ func TestConcurrentImportsShareTheBound(t *testing.T) {
 			gated := &gatedContent{Store: s.svc.Content, gate: gate, ev: ev}
 			s.svc.Content = gated
 			s.svc.Limiter = &Limiter{
-				blobs:   &probeLimiter{sem: semaphore.NewWeighted(int64(tc.bound)), ev: ev},
-				applies: semaphore.NewWeighted(2),
+				seeds:    &probeLimiter{sem: semaphore.NewWeighted(int64(tc.bound)), ev: ev},
+				registry: semaphore.NewWeighted(int64(tc.bound)),
+				applies:  semaphore.NewWeighted(2),
 			}
 			nss := []string{"a", "b"}
 			type done struct {
@@ -98,6 +99,20 @@ func TestConcurrentImportsShareTheBound(t *testing.T) {
 				t.Errorf("at most %d blob writes were in flight; want the bound, %d", max, tc.bound)
 			}
 		})
+	}
+}
+
+// A seed's blobs never wait for a registry's slots: with every registry
+// slot taken (a registry trickling its blobs to a pull), an import of
+// seeds goes through.
+func TestSeedBlobsTakeNoRegistrySlot(t *testing.T) {
+	s := newStores(t)
+	s.svc.Limiter = &Limiter{seeds: semaphore.NewWeighted(1), registry: semaphore.NewWeighted(0), applies: semaphore.NewWeighted(1)}
+	seed := seedOf(t, map[string]testseed.Image{demo: layered("x", 3)})
+	ctx, cancel := context.WithTimeout(nsCtx("default"), 2*time.Minute)
+	defer cancel()
+	if res, err := s.importer(t, Options{}).Import(ctx, fetcher.Seeds{seed}); err != nil {
+		t.Fatalf("import with no registry slot free: %v %+v", err, res)
 	}
 }
 

@@ -38,7 +38,7 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	var seedN, regN atomic.Int64
 	j.blobs = newRunBlobs()
 	cs := im.svc.Content
-	f := &writeFetcher{inner: j.fetcher, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN, blobs: j.blobs}
+	f := &writeFetcher{inner: j.fetcher, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN, blobs: j.blobs, limits: im.svc.Limiter}
 
 	matcher := im.platformMatcher()
 	children := images.ChildrenHandler(cs)
@@ -154,13 +154,17 @@ func checkSeeds(seeds fetcher.Seeds, blobs *runBlobs) images.HandlerFunc {
 // fetchHandler is containerd's FetchHandler, which skips what the store
 // already has; with SkipMissing, a manifest no source holds is skipped.
 func (im *Importer) fetchHandler(f remotes.Fetcher) images.HandlerFunc {
+	// Every blob written holds a slot of the shared limiter while it is
+	// copied, whoever asked for it: the walk, the unpacker, the tee. A
+	// writeFetcher takes its slots itself; any other fetcher here reads
+	// seeds only (an index, signatures).
 	var cs content.Ingester = im.svc.Content
 	if wf, ok := f.(*writeFetcher); ok {
 		cs = committing{Ingester: im.svc.Content, f: wf}
+	} else {
+		f = limitedFetcher{Fetcher: f, l: im.svc.Limiter.seeds}
 	}
-	// Every blob written holds a slot of the shared limiter while it is
-	// copied, whoever asked for it: the walk, the unpacker, the tee.
-	fetch := remotes.FetchHandler(cs, limitedFetcher{Fetcher: f, l: im.svc.Limiter.blobs})
+	fetch := remotes.FetchHandler(cs, f)
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := fetch(ctx, desc)
 		if err != nil && im.opts.SkipMissing && errdefs.IsNotFound(err) && isSkippable(desc, im.unpackPlatforms()) {

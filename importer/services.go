@@ -111,15 +111,18 @@ func (s Services) snapshotterCapabilities(ctx context.Context, name string) ([]s
 // each import's own Options allow (Concurrency, UnpackConcurrency bound
 // it within): the blobs being copied into the content store at once, and
 // the layers being applied at once. containerd's transfer service keeps
-// one such pair for all its transfers (core/transfer/local); a bound per
+// one such set for all its transfers (core/transfer/local); a bound per
 // import would not bound a process that imports its seeds directory,
-// --in-daemon requests and image lists at the same time.
+// --in-daemon requests and image lists at the same time. Blobs from seeds
+// and blobs from registries have a bound each, so that a slow registry
+// holds only registry slots, never a seed's.
 type Limiter struct {
-	blobs, applies unpack.Limiter
+	seeds, registry, applies unpack.Limiter
 }
 
-// NewLimiter bounds blobs copied and layers applied at once; zero or less
-// is the default of each (see DefaultLimiter).
+// NewLimiter bounds the blobs copied at once (from seeds, and from
+// registries apart) and the layers applied at once; zero or less is the
+// default of each (see DefaultLimiter).
 func NewLimiter(blobs, applies int) *Limiter {
 	if blobs <= 0 {
 		blobs = defaultConcurrency + runtime.NumCPU()
@@ -127,17 +130,19 @@ func NewLimiter(blobs, applies int) *Limiter {
 	if applies <= 0 {
 		applies = runtime.NumCPU()
 	}
-	return &Limiter{blobs: semaphore.NewWeighted(int64(blobs)), applies: semaphore.NewWeighted(int64(applies))}
+	return &Limiter{seeds: semaphore.NewWeighted(int64(blobs)), registry: semaphore.NewWeighted(int64(blobs)),
+		applies: semaphore.NewWeighted(int64(applies))}
 }
 
 // defaultLimiter is shared by every importer of the process made without
 // a Limiter of its own.
 var defaultLimiter = NewLimiter(0, 0)
 
-// DefaultLimiter is the process's limiter: as many blobs as one import
-// copies at most (its walk's Concurrency and one layer per applier), and a
-// layer applied per CPU; so one import alone is not slowed by it, and two
-// at once share what one would use.
+// DefaultLimiter is the process's limiter: as many blobs from seeds (and
+// as many from registries) as one import copies at most (its walk's
+// Concurrency and one layer per applier), and a layer applied per CPU; so
+// one import alone is not slowed by it, and two at once share what one
+// would use.
 func DefaultLimiter() *Limiter { return defaultLimiter }
 
 // both acquires from a call's own limiter, then from the shared one.
@@ -159,8 +164,8 @@ func (b both) Release(n int64) {
 	b.own.Release(n)
 }
 
-// limitedFetcher holds a slot of the blobs limiter from Fetch until the
-// blob's reader is closed: while its bytes are copied into the store.
+// limitedFetcher holds a slot of l from Fetch until the blob's reader is
+// closed: while its bytes are copied into the store.
 type limitedFetcher struct {
 	remotes.Fetcher
 	l unpack.Limiter
