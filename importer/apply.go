@@ -46,10 +46,10 @@ func (im *Importer) layerLimits() layerlimit.Limits {
 // (a re-import) never probes the snapshotter.
 func (im *Importer) applierFor(ctx context.Context, j job, sn snapshots.Snapshotter, inner images.Handler) (a diff.Applier, guardFetch func() bool, tee *layerTee) {
 	inProcess := sync.OnceValue(func() bool { return !im.opts.DaemonApply && im.localSnapshots(ctx, sn) })
-	daemon := im.client.DiffService()
-	fromStore := applier.ProviderOpen(im.content)
+	daemon := im.svc.Applier
+	fromStore := applier.ProviderOpen(im.svc.Content)
 	opts := []applier.Opt{applier.WithLimits(im.layerLimits()), applier.WithCapped(j.blobs.isCapped)}
-	tee = newLayerTee(ctx, inner, im.content, inProcess)
+	tee = newLayerTee(ctx, inner, im.svc.Content, inProcess)
 	open := func(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 		l := log.G(ctx).WithField("digest", desc.Digest)
 		if rc, ok := tee.open(desc, fromStore); ok {

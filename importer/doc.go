@@ -1,7 +1,11 @@
 // Package importer writes images from seeds (and, for what no seed holds,
-// from a registry) into containerd, through containerd's Go client so the
-// same code runs over the socket (ctr-seed) and inside the daemon (the
-// plugin).
+// from a registry) into containerd, through containerd's own service
+// interfaces (Services: content, images, snapshotters, leases, diff), so
+// the same code runs over the socket (ctr-seed), inside the daemon (the
+// plugin; FromClient adapts either client) and on stores opened in a
+// directory (its unit tests). Every import of a process shares one
+// Limiter of blob copies and layer applies, as containerd's transfer
+// service shares its limiters.
 //
 // An image is imported in three steps, and only the last one is visible:
 // every needed blob is written to the content store with its expected

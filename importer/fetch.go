@@ -40,6 +40,12 @@ func (b *runBlobs) markHeld(d digest.Digest) {
 	b.held[d] = true
 }
 
+func (b *runBlobs) isHeld(d digest.Digest) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held[d]
+}
+
 func (b *runBlobs) markFetched(d digest.Digest) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -95,6 +101,7 @@ type writeFetcher struct {
 	guard    *layerlimit.Limits // nil: layers are capped when applied
 	guardOn  func() bool        // whether guard applies to this run's layers (asked per layer)
 	tee      *layerTee          // layers the applier reads along with the write
+	limits   *Limiter           // the process's: a slot per blob while it is copied
 	// owed are the blobs read to their end whose BlobDone waits for
 	// their commit (see committing).
 	owed sync.Map
@@ -102,12 +109,24 @@ type writeFetcher struct {
 
 func (f *writeFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	f.blobs.markFetched(desc.Digest)
-	rc, err := f.inner.Fetch(ctx, desc)
-	if err != nil {
+	// A seed's slot for a blob a seed holds (the fetcher reads it there),
+	// else a registry's.
+	l := f.limits.registry
+	if f.blobs.isHeld(desc.Digest) {
+		l = f.limits.seeds
+	}
+	if err := l.Acquire(ctx, 1); err != nil {
 		f.obs.BlobDone(desc.Digest, err)
 		return nil, err
 	}
-	r := &observedReader{rc: rc, desc: desc, obs: f.obs, blobs: f.blobs, n: f.registry, owed: &f.owed}
+	release := sync.OnceFunc(func() { l.Release(1) })
+	rc, err := f.inner.Fetch(ctx, desc)
+	if err != nil {
+		release()
+		f.obs.BlobDone(desc.Digest, err)
+		return nil, err
+	}
+	r := &observedReader{rc: rc, desc: desc, obs: f.obs, blobs: f.blobs, n: f.registry, owed: &f.owed, release: release}
 	src := FromRegistry
 	if fetcher.OriginOf(rc) == fetcher.OriginSeed {
 		src, r.n, r.fromSeed = FromSeed, f.seed, true
@@ -148,6 +167,7 @@ type observedReader struct {
 	capped   bool // rc holds the layer to the bomb cap
 	done     bool
 	owed     *sync.Map
+	release  func() // gives back the blob's slot (see Limiter)
 }
 
 func (r *observedReader) Read(p []byte) (int, error) {
@@ -173,6 +193,7 @@ func (r *observedReader) Read(p []byte) (int, error) {
 // Close before the end means the write was abandoned (cancelled, daemon
 // gone, disk full): the blob is reported failed, never written.
 func (r *observedReader) Close() error {
+	defer r.release()
 	if !r.done {
 		r.done = true
 		r.obs.BlobDone(r.desc.Digest, fmt.Errorf("blob %s: closed before the end of its content", r.desc.Digest))

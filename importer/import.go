@@ -116,7 +116,7 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 			if err := im.writeIndex(ctx, f, s.Index()); err != nil {
 				return nil, err
 			}
-			return store(ctx, st, keepLabels{im.images}, s.Index())
+			return store(ctx, st, keepLabels{im.svc.Images}, s.Index())
 		})
 		if r.Err != nil {
 			r.Err = fmt.Errorf("seed %s: index %s: %w", s.Path(), s.Index().Digest, r.Err)
@@ -223,7 +223,7 @@ func (im *Importer) landGroup(ctx context.Context, s *fetcher.Seed, all fetcher.
 // writeIndex stores the seed's index itself with GC references to its
 // manifests, for the records that name it.
 func (im *Importer) writeIndex(ctx context.Context, f remotes.Fetcher, idx ocispec.Descriptor) error {
-	cs := im.content
+	cs := im.svc.Content
 	if _, err := im.fetchHandler(f)(ctx, idx); err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (im *Importer) checkUsable(ctx context.Context, desc ocispec.Descriptor) er
 	if im.opts.AllPlatforms {
 		return nil
 	}
-	cs := im.content
+	cs := im.svc.Content
 	matcher := im.platformMatcher()
 	if !images.IsIndexType(desc.MediaType) {
 		// A manifest is imported whatever its platform, and unpacked when

@@ -8,30 +8,20 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
-	"github.com/ctr-seed/ctr-seed/importer/contentstream"
 	"github.com/ctr-seed/ctr-seed/importer/trust"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Importer imports images into one containerd.
 type Importer struct {
-	client *client.Client
-	// content is the client's content store, its writes streamed when it
-	// is the daemon's over gRPC (see contentstream).
-	content content.Store
-	// images and snapshotter are the client's, but in the read-only pass
-	// (see landOnce).
-	images      images.Store
-	snapshotter snapshots.Snapshotter
-	opts        Options
+	// svc is all the importer reaches: in the read-only pass, wrapped as a
+	// whole (see landOnce).
+	svc  Services
+	opts Options
 	// local caches probeLocal's answer per snapshotter: one probe per
 	// importer, not one per image.
 	local *sync.Map
@@ -39,14 +29,14 @@ type Importer struct {
 	// per snapshotter: asked for every image, and again by the writing
 	// pass after a read-only one (see landOnce).
 	caps *sync.Map
-	// policy checks signatures (nil: none asked); policyErr is why the
-	// options' keys could not be read: every image fails with it.
-	policy    *trust.Policy
-	policyErr error
+	// policy checks signatures (nil: none asked).
+	policy *trust.Policy
 }
 
-// New returns an importer working through c.
-func New(c *client.Client, opts Options) *Importer {
+// New returns an importer working through svc (FromClient for a client's).
+// Its errors are the options' (keys that are no public keys, an unknown
+// verify mode) and the services missing for them.
+func New(svc Services, opts Options) (*Importer, error) {
 	if opts.Snapshotter == "" {
 		opts.Snapshotter = defaults.DefaultSnapshotter
 	}
@@ -62,12 +52,21 @@ func New(c *client.Client, opts Options) *Importer {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	im := &Importer{client: c, content: contentstream.New(c.ContentStore(), c.Conn()),
-		images: c.ImageService(), snapshotter: c.SnapshotService(opts.Snapshotter), opts: opts, local: &sync.Map{}, caps: &sync.Map{}}
-	if opts.Verify.Enabled() {
-		im.policy, im.policyErr = trust.New(opts.Verify)
+	if err := svc.check(opts); err != nil {
+		return nil, err
 	}
-	return im
+	if svc.Limiter == nil {
+		svc.Limiter = DefaultLimiter()
+	}
+	im := &Importer{svc: svc, opts: opts, local: &sync.Map{}, caps: &sync.Map{}}
+	if opts.Verify.Enabled() {
+		p, err := trust.New(opts.Verify)
+		if err != nil {
+			return nil, err
+		}
+		im.policy = p
+	}
+	return im, nil
 }
 
 // platformMatcher is what content is imported for.

@@ -45,14 +45,14 @@ type runLease struct {
 
 // newRunLease starts a run: it drops the leases of killed imports first.
 func (im *Importer) newRunLease(ctx context.Context) *runLease {
-	im.dropStaleLeases(ctx, im.client.LeasesService())
+	im.dropStaleLeases(ctx, im.svc.Leases)
 	return &runLease{im: im}
 }
 
 // use returns ctx under the run's lease, made at the first call.
 func (l *runLease) use(ctx context.Context) (context.Context, error) {
 	if l.lease == nil {
-		made, err := l.im.client.LeasesService().Create(ctx, leases.WithRandomID(), leases.WithExpiration(l.im.opts.LeaseExpiry),
+		made, err := l.im.svc.Leases.Create(ctx, leases.WithRandomID(), leases.WithExpiration(l.im.opts.LeaseExpiry),
 			leases.WithLabel(LeaseLabel, time.Now().UTC().Format(time.RFC3339)),
 			leases.WithLabel(leaseOwner, procstat.Owner()))
 		if err != nil {
@@ -84,7 +84,7 @@ func (l *runLease) end(ctx context.Context) error {
 	// an import): the same short wait, not the minute.
 	defer context.AfterFunc(ctx, func() { time.AfterFunc(stoppedGCWait, cancel) })()
 	id := l.lease.ID
-	if err := l.im.client.LeasesService().Delete(dctx, *l.lease, leases.SynchronousDelete); err != nil {
+	if err := l.im.svc.Leases.Delete(dctx, *l.lease, leases.SynchronousDelete); err != nil {
 		if ctx.Err() != nil && dctx.Err() != nil {
 			log.G(ctx).WithField("lease", id).Info("lease deleted; its content goes at the next garbage collection")
 			return nil
@@ -103,9 +103,14 @@ func (l *runLease) end(ctx context.Context) error {
 // mid-import), in every namespace, so their partial content goes now
 // rather than at expiry.
 func (im *Importer) dropStaleLeases(ctx context.Context, ls leases.Manager) {
-	nss, err := im.client.NamespaceService().List(ctx)
-	if err != nil {
-		return
+	var nss []string
+	if im.svc.Namespaces != nil {
+		var err error
+		if nss, err = im.svc.Namespaces.List(ctx); err != nil {
+			return
+		}
+	} else if ns, ok := namespaces.Namespace(ctx); ok {
+		nss = []string{ns}
 	}
 	for _, ns := range nss {
 		nctx := namespaces.WithNamespace(ctx, ns)

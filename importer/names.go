@@ -60,9 +60,6 @@ func (im *Importer) checkNames(ctx context.Context, s *fetcher.Seed, g *entryGro
 			names = append(names, img.Name)
 		}
 	}
-	if im.policyErr != nil {
-		return nil, nil, "", im.policyErr
-	}
 	if im.policy != nil && (len(names) > 0 || len(order) == 0) {
 		v, err := im.policy.Check(ctx, s, g.desc.Digest, names)
 		if err != nil {

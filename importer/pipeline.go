@@ -37,8 +37,8 @@ type job struct {
 func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry int64, fromStore int, err error) {
 	var seedN, regN atomic.Int64
 	j.blobs = newRunBlobs()
-	cs := im.content
-	f := &writeFetcher{inner: j.fetcher, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN, blobs: j.blobs}
+	cs := im.svc.Content
+	f := &writeFetcher{inner: j.fetcher, image: j.name, obs: im.opts.Observer, seed: &seedN, registry: &regN, blobs: j.blobs, limits: im.svc.Limiter}
 
 	matcher := im.platformMatcher()
 	children := images.ChildrenHandler(cs)
@@ -64,7 +64,10 @@ func (im *Importer) transfer(ctx context.Context, j job) (fromSeed, fromRegistry
 	var unpacker *unpack.Unpacker
 	var tee *layerTee
 	if !im.opts.NoUnpack {
-		sn := im.snapshotter
+		var sn snapshots.Snapshotter
+		if sn, err = im.snapshotter(); err != nil {
+			return 0, 0, 0, err
+		}
 		a, guardFetch, t := im.applierFor(ctx, j, sn, h)
 		limits := im.layerLimits()
 		f.guard, f.guardOn = &limits, guardFetch
@@ -151,9 +154,15 @@ func checkSeeds(seeds fetcher.Seeds, blobs *runBlobs) images.HandlerFunc {
 // fetchHandler is containerd's FetchHandler, which skips what the store
 // already has; with SkipMissing, a manifest no source holds is skipped.
 func (im *Importer) fetchHandler(f remotes.Fetcher) images.HandlerFunc {
-	var cs content.Ingester = im.content
+	// Every blob written holds a slot of the shared limiter while it is
+	// copied, whoever asked for it: the walk, the unpacker, the tee. A
+	// writeFetcher takes its slots itself; any other fetcher here reads
+	// seeds only (an index, signatures).
+	var cs content.Ingester = im.svc.Content
 	if wf, ok := f.(*writeFetcher); ok {
-		cs = committing{Ingester: im.content, f: wf}
+		cs = committing{Ingester: im.svc.Content, f: wf}
+	} else {
+		f = limitedFetcher{Fetcher: f, l: im.svc.Limiter.seeds}
 	}
 	fetch := remotes.FetchHandler(cs, f)
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
@@ -187,7 +196,7 @@ func (im *Importer) newUnpacker(ctx context.Context, sn snapshots.Snapshotter, a
 		caps = v.([]string)
 	} else {
 		var err error
-		if caps, err = im.client.GetSnapshotterCapabilities(ctx, name); err != nil {
+		if caps, err = im.svc.snapshotterCapabilities(ctx, name); err != nil {
 			return nil, fmt.Errorf("snapshotter %q: %w", name, err)
 		}
 		im.caps.Store(name, caps)
@@ -216,6 +225,7 @@ func (im *Importer) newUnpacker(ctx context.Context, sn snapshots.Snapshotter, a
 	}
 	// Layers are applied in parallel where the snapshotter can rebase
 	// (overlayfs can): the unpacker then commits the chain in order.
-	uopts = append(uopts, unpack.WithUnpackLimiter(semaphore.NewWeighted(int64(im.opts.UnpackConcurrency))))
-	return unpack.NewUnpacker(ctx, im.content, uopts...)
+	// Within this call's own bound, and the process's (see Limiter).
+	uopts = append(uopts, unpack.WithUnpackLimiter(both{own: semaphore.NewWeighted(int64(im.opts.UnpackConcurrency)), shared: im.svc.Limiter.applies}))
+	return unpack.NewUnpacker(ctx, im.svc.Content, uopts...)
 }

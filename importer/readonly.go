@@ -9,12 +9,16 @@ import (
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // errWouldWrite ends a read-only pass (see landOnce) at the first change
@@ -50,14 +54,41 @@ func landOnce[T any](ctx context.Context, im *Importer, l *runLease, step func(c
 	return step(lctx, im)
 }
 
-// readOnly is im with stores that refuse every change (errWouldWrite),
-// and answer a change that would change nothing as if made.
+// readOnly is im through readOnly services.
 func (im *Importer) readOnly() *Importer {
 	ro := *im
-	ro.content = &roContent{Store: im.content}
-	ro.images = &roImages{Store: im.images}
-	ro.snapshotter = &roSnapshotter{Snapshotter: im.snapshotter}
+	ro.svc = im.svc.readOnly()
 	return &ro
+}
+
+// readOnly wraps every service that can change anything: a change that
+// would change nothing is answered as if made, any other is refused
+// (errWouldWrite). A field added to Services must be wrapped here.
+func (s Services) readOnly() Services {
+	ro := s
+	ro.Content = &roContent{Store: s.Content}
+	ro.Images = &roImages{Store: s.Images}
+	if s.Snapshotter != nil {
+		var sns memo[string, snapshots.Snapshotter]
+		ro.Snapshotter = func(name string) snapshots.Snapshotter {
+			sn, _ := sns.get(name, func() (snapshots.Snapshotter, error) {
+				if sn := s.Snapshotter(name); sn != nil {
+					return &roSnapshotter{Snapshotter: sn}, nil
+				}
+				return nil, errdefs.ErrNotFound
+			})
+			return sn
+		}
+	}
+	ro.Leases = roLeases{Manager: s.Leases}
+	if s.Applier != nil {
+		ro.Applier = roApplier{}
+	}
+	if s.Namespaces != nil {
+		ro.Namespaces = roNamespaces{Store: s.Namespaces}
+	}
+	// Introspection only reads; Limiter is shared as it is.
+	return ro
 }
 
 // roContent is a content store for the read-only pass. It remembers
@@ -174,6 +205,43 @@ func (s *roSnapshotter) Update(context.Context, snapshots.Info, ...string) (snap
 }
 
 func (s *roSnapshotter) Remove(context.Context, string) error { return errWouldWrite }
+
+// roLeases makes no lease: the read-only pass writes nothing to hold.
+type roLeases struct{ leases.Manager }
+
+func (roLeases) Create(context.Context, ...leases.Opt) (leases.Lease, error) {
+	return leases.Lease{}, errWouldWrite
+}
+
+func (roLeases) Delete(context.Context, leases.Lease, ...leases.DeleteOpt) error {
+	return errWouldWrite
+}
+
+func (roLeases) AddResource(context.Context, leases.Lease, leases.Resource) error {
+	return errWouldWrite
+}
+
+func (roLeases) DeleteResource(context.Context, leases.Lease, leases.Resource) error {
+	return errWouldWrite
+}
+
+// roApplier applies nothing (no snapshot to apply to is prepared anyway).
+type roApplier struct{}
+
+func (roApplier) Apply(context.Context, ocispec.Descriptor, []mount.Mount, ...diff.ApplyOpt) (ocispec.Descriptor, error) {
+	return ocispec.Descriptor{}, errWouldWrite
+}
+
+// roNamespaces lists namespaces and changes none.
+type roNamespaces struct{ namespaces.Store }
+
+func (roNamespaces) Create(context.Context, string, map[string]string) error { return errWouldWrite }
+
+func (roNamespaces) SetLabel(context.Context, string, string, string) error { return errWouldWrite }
+
+func (roNamespaces) Delete(context.Context, string, ...namespaces.DeleteOpts) error {
+	return errWouldWrite
+}
 
 // sameLabels reports whether an update of labels by fieldpaths (as the
 // metadata stores read them: none or "labels" replace all, "labels.K"

@@ -132,7 +132,7 @@ func (im *Importer) record(ctx context.Context, name string, desc ocispec.Descri
 // existing one (as containerd's transfer image store does, through
 // keepLabels).
 func (im *Importer) create(ctx context.Context, img images.Image) error {
-	is := keepLabels{im.images}
+	is := keepLabels{im.svc.Images}
 	name := img.Name
 	for {
 		if _, err := is.Create(ctx, img); err == nil {

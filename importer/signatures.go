@@ -34,8 +34,8 @@ func (im *Importer) keepSignatures(ctx context.Context, s *fetcher.Seed, f remot
 	if len(ms) == 0 {
 		return 0, nil
 	}
-	cs := im.content
-	h := images.Handlers(remotes.FetchHandler(cs, f), images.SetChildrenMappedLabels(cs, images.ChildrenHandler(cs), nil))
+	cs := im.svc.Content
+	h := images.Handlers(im.fetchHandler(f), images.SetChildrenMappedLabels(cs, images.ChildrenHandler(cs), nil))
 	info := content.Info{Digest: desc.Digest, Labels: map[string]string{}}
 	var paths []string
 	for i, m := range ms {

@@ -55,7 +55,7 @@ func newTeeRig(t *testing.T, layers ...[]byte) (*teeRig, []ocispec.Descriptor) {
 			r.reads[desc.Digest].Add(1)
 			return io.NopCloser(bytes.NewReader(b)), nil
 		}),
-		obs: nopObserver{}, seed: &seedN, registry: &regN, blobs: newRunBlobs(),
+		obs: nopObserver{}, seed: &seedN, registry: &regN, blobs: newRunBlobs(), limits: NewLimiter(0, 0),
 	}
 	r.tee = newLayerTee(context.Background(), remotes.FetchHandler(cs, f), cs, func() bool { return true })
 	f.tee = r.tee

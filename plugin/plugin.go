@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/log"
 	cplugin "github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
+	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/importer/rpc"
 	"github.com/ctr-seed/ctr-seed/importer/seeddir"
 )
@@ -105,7 +106,7 @@ func initFn(ic *cplugin.InitContext) (any, error) {
 	// CRI) while seeds are read; images appear as each one lands. The
 	// work runs until containerd closes the plugin at shutdown.
 	ctx, cancel := context.WithCancel(log.WithLogger(context.Background(), lg))
-	p := &instance{imports: rpc.NewServer(c, svc.SeedOptions()...), cancel: cancel, done: make(chan struct{})}
+	p := &instance{imports: rpc.NewServer(importer.FromClient(c), svc.SeedOptions()...), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		if err := svc.Run(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, seeddir.ErrSeedsFailed) {

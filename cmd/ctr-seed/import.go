@@ -133,7 +133,11 @@ func runImport(ctx context.Context, cmd *cli.Command, opts importer.Options) err
 	}
 	var results []importer.ImageResult
 	if len(seeds) > 0 {
-		results, err = importer.New(sess.client, opts).Import(ctx, sess.seeds)
+		var im *importer.Importer
+		if im, err = importer.New(importer.FromClient(sess.client), opts); err != nil {
+			return err
+		}
+		results, err = im.Import(ctx, sess.seeds)
 		if err != nil && !errors.Is(err, importer.ErrImagesFailed) {
 			return err
 		}

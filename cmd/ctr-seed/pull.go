@@ -43,7 +43,10 @@ func runPull(ctx context.Context, cmd *cli.Command, opts importer.Options) error
 		return err
 	}
 	defer sess.Close()
-	im := importer.New(sess.client, opts)
+	im, err := importer.New(importer.FromClient(sess.client), opts)
+	if err != nil {
+		return err
+	}
 	r := fetcher.NewResolver(sess.seeds, remote)
 	failed := 0
 	for _, ref := range cmd.Args().Slice() {

@@ -120,6 +120,7 @@ type fileWriter struct {
 	offset int64
 	synced int64 // bytes before this are on their way to the disk
 	err    error
+	digest digest.Digest // the daemon's, once committed
 }
 
 func (w *fileWriter) Write(p []byte) (int, error) {
@@ -151,8 +152,9 @@ func (w *fileWriter) Status() (content.Status, error) {
 	return content.Status{Ref: w.ref, Offset: w.offset, Total: w.desc.Size, Expected: w.desc.Digest}, nil
 }
 
-// Digest is known to the daemon only, once it has hashed the file.
-func (w *fileWriter) Digest() digest.Digest { return "" }
+// Digest is known to the daemon only, once it has hashed the file: ""
+// until the commit.
+func (w *fileWriter) Digest() digest.Digest { return w.digest }
 
 func (w *fileWriter) Truncate(size int64) error {
 	if err := w.f.Truncate(size); err != nil {
@@ -177,6 +179,7 @@ func (w *fileWriter) Commit(ctx context.Context, size int64, expected digest.Dig
 	if err := sw.Commit(ctx, size, expected, opts...); err != nil {
 		return err
 	}
+	w.digest = sw.Digest()
 	log.G(ctx).WithField("ref", w.ref).Debug("blob written into the daemon's ingest file")
 	return nil
 }

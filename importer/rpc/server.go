@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -19,14 +18,16 @@ import (
 
 // Server imports, in the daemon's process, the seeds a client names.
 type Server struct {
-	client *client.Client
-	fopts  []fetcher.Opt
+	svc   importer.Services
+	fopts []fetcher.Opt
 }
 
-// NewServer serves imports through c (an in-process client); every seed is
-// opened with fopts: the daemon's spool dir and cap, not the caller's.
-func NewServer(c *client.Client, fopts ...fetcher.Opt) *Server {
-	return &Server{client: c, fopts: fopts}
+// NewServer serves imports through svc (the daemon's own, in process;
+// their Limiter bounds every request together, and whatever else shares
+// it); every seed is opened with fopts: the daemon's spool dir and cap,
+// not the caller's.
+func NewServer(svc importer.Services, fopts ...fetcher.Opt) *Server {
+	return &Server{svc: svc, fopts: fopts}
 }
 
 // Register adds the service to a gRPC server.
@@ -72,6 +73,10 @@ func (s *Server) Import(ctx context.Context, paths []string, opts importer.Optio
 		return nil, err
 	}
 	ctx = namespaces.WithNamespace(ctx, ns)
+	im, err := importer.New(s.svc, opts)
+	if err != nil {
+		return nil, err
+	}
 	var seeds fetcher.Seeds
 	defer func() { seeds.Close() }()
 	for _, p := range paths {
@@ -91,5 +96,5 @@ func (s *Server) Import(ctx context.Context, paths []string, opts importer.Optio
 		}
 	}
 	log.G(ctx).WithField("seeds", paths).WithField("namespace", ns).Info("importing seeds for a client")
-	return importer.New(s.client, opts).Import(ctx, seeds)
+	return im.Import(ctx, seeds)
 }

@@ -203,7 +203,12 @@ func (s *Service) pullList(ctx context.Context, name, path string, fp fingerprin
 	rec.Version = version.String()
 	opts := s.settings.Importer
 	opts.PullLabels = map[string]string{importer.LabelSeed: name, importer.LabelSeedVersion: version.String()}
-	im := importer.New(s.client, opts)
+	im, err := importer.New(importer.FromClient(s.client), opts)
+	if err != nil {
+		// The service's own options, accepted when it started: not met.
+		lg.WithError(err).Error("image list: no importer")
+		refs, failures = nil, failures+1
+	}
 	pulled := 0
 	for _, ref := range refs {
 		if ctx.Err() != nil {

@@ -70,7 +70,11 @@ func New(c *client.Client, cfg Config, stateDir string, opts ...Option) (*Servic
 		log.L.WithError(err).Warn("no registry for image lists")
 		reg = nil
 	}
-	s := &Service{cfg: cfg, settings: set, client: c, importer: importer.New(c, set.Importer), registry: reg, state: st, fopts: fopts,
+	im, err := importer.New(importer.FromClient(c), set.Importer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, settings: set, client: c, importer: im, registry: reg, state: st, fopts: fopts,
 		lists: map[string]context.CancelFunc{}, listTurn: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
