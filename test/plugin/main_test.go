@@ -312,6 +312,24 @@ func readState(t *testing.T, dir string) seedState {
 // the images given and no error.
 func assertState(t *testing.T, dir string, want map[string][]string) {
 	t.Helper()
+	// The records land before the service writes state.json: wait until
+	// it lists every seed wanted, then check what it says of each.
+	waitFor(t, importWait, "state.json lists the seeds", func() error {
+		b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+		if err != nil {
+			return err
+		}
+		var s seedState
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		for seed := range want {
+			if _, ok := s.Seeds[seed]; !ok {
+				return fmt.Errorf("no record of %s yet", seed)
+			}
+		}
+		return nil
+	})
 	s := readState(t, dir)
 	for seed, imgs := range want {
 		r, ok := s.Seeds[seed]
