@@ -62,6 +62,7 @@ type Opt func(*openConfig)
 type openConfig struct {
 	spoolDir      string
 	maxSpoolBytes int64
+	stdin         io.Reader // what "-" reads (OpenAll); nil: no stdin
 }
 
 // WithSpoolDir sets where a whole-archive-compressed seed is decompressed
