@@ -106,7 +106,7 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 			g.name = n
 		}
 	}
-	f := fetcher.SeedsFetcher(all)
+	f := fetcher.SeedsFetcherFor(s.Path(), all)
 	st := im.namer(ctx, provenance(s))
 	failed := len(results) > 0
 	skipped := 0
