@@ -68,11 +68,20 @@ func SeedsFetcher(seeds Seeds) remotes.Fetcher {
 	return &seedFirstFetcher{r: NewResolver(seeds, nil), seedsOnly: true}
 }
 
+// SeedsFetcherFor is SeedsFetcher for a caller that names the seed home
+// in its own errors (the importer, importing home's images): an error of
+// home's is its OwnError, so the line says the seed once; another seed's
+// still names it.
+func SeedsFetcherFor(home string, seeds Seeds) remotes.Fetcher {
+	return &seedFirstFetcher{r: NewResolver(seeds, nil), seedsOnly: true, home: home}
+}
+
 // seedFirstFetcher fetches from the seeds, else from the registry.
 type seedFirstFetcher struct {
 	r         *Resolver
 	ref       string
 	seedsOnly bool
+	home      string // a seed whose errors are told without its name (SeedsFetcherFor)
 
 	once   sync.Once
 	remote remotes.Fetcher
@@ -86,10 +95,14 @@ func (f *seedFirstFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (
 	if s != nil {
 		rc, err := s.Fetch(ctx, desc)
 		if err != nil {
-			return nil, err
+			return nil, OwnError(err, f.home)
+		}
+		if f.home != "" {
+			rc = ownReader{rc, f.home}
 		}
 		return originReader{rc, OriginSeed}, nil
 	}
+	err = OwnError(err, f.home)
 	if !errdefs.IsNotFound(err) {
 		return nil, err
 	}

@@ -62,6 +62,7 @@ type Opt func(*openConfig)
 type openConfig struct {
 	spoolDir      string
 	maxSpoolBytes int64
+	stdin         io.Reader // what "-" reads (OpenAll); nil: no stdin
 }
 
 // WithSpoolDir sets where a whole-archive-compressed seed is decompressed
@@ -244,11 +245,11 @@ func (s *Seed) Index() ocispec.Descriptor { return s.index }
 func (s *Seed) Close() error { return s.arch.Close() }
 
 func (s *Seed) errorf(format string, args ...any) error {
-	return fmt.Errorf("seed %s: "+format, append([]any{s.path}, args...)...)
+	return &SeedError{Seed: s.path, Err: fmt.Errorf(format, args...)}
 }
 
 func (s *Seed) blobErr(d digest.Digest, format string, args ...any) error {
-	return fmt.Errorf("seed %s: blob %s: "+format, append([]any{s.path, d}, args...)...)
+	return &SeedError{Seed: s.path, Err: fmt.Errorf("blob %s: "+format, append([]any{d}, args...)...)}
 }
 
 // blob finds the file that holds digest d.
@@ -287,7 +288,8 @@ func (s *Seed) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadClose
 	if err != nil {
 		return nil, err
 	}
-	v := newVerifier(rc, rc, "seed "+s.path, desc.Digest, desc.Size)
+	v := newVerifier(rc, rc, "", desc.Digest, desc.Size)
+	v.seed = s.path
 	v.file = s.files[desc.Digest] // a docker save layer's own name, if any
 	return v, nil
 }

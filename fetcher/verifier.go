@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/errclass"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -16,7 +17,8 @@ type verifier struct {
 	digester digest.Digester
 	w        io.Writer // the digester's hash, or a pipe to it
 	pipe     *hashPipe // for large blobs; nil otherwise
-	source   string    // "seed PATH" or "registry REF": where the blob comes from
+	source   string    // "registry REF": where the blob comes from, when not a seed
+	seed     string    // the seed it comes from: its errors are SeedErrors
 	file     string    // the blob's file in the seed, when not blobs/<alg>/<hex>
 	expected digest.Digest
 	size, n  int64
@@ -30,7 +32,10 @@ func newVerifier(r io.Reader, c io.Closer, source string, expected digest.Digest
 	alg := digest.Canonical
 	var bad error
 	if err := expected.Validate(); err != nil {
-		bad = fmt.Errorf("%s: blob %q: invalid digest: %v: %w", source, expected, err, errdefs.ErrInvalidArgument)
+		bad = fmt.Errorf("blob %q: invalid digest: %v: %w", expected, err, errdefs.ErrInvalidArgument)
+		if source != "" {
+			bad = fmt.Errorf("%s: %w", source, bad)
+		}
 	} else {
 		alg = expected.Algorithm()
 	}
@@ -56,7 +61,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	if v.n+int64(n) > v.size {
 		v.end()
-		v.err = fmt.Errorf("%s: %s: size mismatch: expected %d bytes, got more: %w", v.source, v.blob(), v.size, errdefs.ErrDataLoss)
+		v.err = v.wrap(errclass.Errorf(errdefs.ErrDataLoss, "%s: size mismatch: expected %d bytes, got more", v.blob(), v.size))
 		return 0, v.err
 	}
 	v.w.Write(p[:n])
@@ -65,24 +70,35 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.checked = true
 		v.end()
 		if got := v.digester.Digest(); got != v.expected {
-			v.err = fmt.Errorf("%s: %s: digest mismatch: expected %s, got %s: %w", v.source, v.blob(), v.expected, got, errdefs.ErrDataLoss)
+			v.err = v.wrap(errclass.Errorf(errdefs.ErrDataLoss, "%s: digest mismatch: expected %s, got %s", v.blob(), v.expected, got))
 			return 0, v.err
 		}
 	}
 	if err == io.EOF {
 		if v.n != v.size {
 			v.end()
-			v.err = fmt.Errorf("%s: %s: size mismatch: expected %d bytes, got %d: %w", v.source, v.blob(), v.size, v.n, errdefs.ErrDataLoss)
+			v.err = v.wrap(errclass.Errorf(errdefs.ErrDataLoss, "%s: size mismatch: expected %d bytes, got %d", v.blob(), v.size, v.n))
 			return 0, v.err
 		}
 		v.err = io.EOF
 		return n, v.err
 	}
 	if err != nil {
-		v.err = fmt.Errorf("%s: %s: %w", v.source, v.blob(), err)
+		v.err = v.wrap(fmt.Errorf("%s: %w", v.blob(), err))
 		return n, v.err
 	}
 	return n, nil
+}
+
+// wrap says where the blob comes from: its seed (a SeedError) or source.
+func (v *verifier) wrap(err error) error {
+	if v.seed != "" {
+		return &SeedError{Seed: v.seed, Err: err}
+	}
+	if v.source != "" {
+		return fmt.Errorf("%s: %w", v.source, err)
+	}
+	return err
 }
 
 // end stops the hash pipe, if any, so that its digest can be read.

@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +32,30 @@ func (im *Importer) Import(ctx context.Context, seeds fetcher.Seeds) ([]ImageRes
 		return results, err
 	}
 	return results, failures(ctx, results)
+}
+
+// ImportPaths opens the seeds paths name with fetcher.OpenAll and imports
+// those that open together, as Import does. A seed that does not open is
+// a failed result, a file skipped beside the seeds a skipped one, each
+// told to the Observer first; the others still import. The error is
+// Summarize's over every result, or what stopped the run.
+func (im *Importer) ImportPaths(ctx context.Context, paths []string, fopts ...fetcher.Opt) ([]ImageResult, error) {
+	seeds, unopened := fetcher.OpenAll(ctx, paths, fopts...)
+	defer seeds.Close()
+	var results []ImageResult
+	for _, u := range unopened {
+		r := ImageResult{Seed: u.Path, Err: u.Err, Skipped: u.Skipped}
+		im.opts.Observer.ImageDone(r)
+		results = append(results, r)
+	}
+	if len(seeds) > 0 {
+		rs, err := im.Import(ctx, seeds)
+		results = append(results, rs...)
+		if err != nil && !errors.Is(err, ErrImagesFailed) {
+			return results, err
+		}
+	}
+	return results, Summarize(results).Err()
 }
 
 // entryGroup is the top-level entries of a seed that share one target.
@@ -81,7 +106,7 @@ func (im *Importer) importSeed(ctx context.Context, s *fetcher.Seed, all fetcher
 			g.name = n
 		}
 	}
-	f := fetcher.SeedsFetcher(all)
+	f := fetcher.SeedsFetcherFor(s.Path(), all)
 	st := im.namer(ctx, provenance(s))
 	failed := len(results) > 0
 	skipped := 0

@@ -3,7 +3,6 @@ package importer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"runtime"
 	"sync"
@@ -112,7 +111,7 @@ var ErrImagesFailed = errors.New("images failed")
 type FailedError struct{ Failed, Total int }
 
 func (e *FailedError) Error() string {
-	return fmt.Sprintf("%d of %d images failed", e.Failed, e.Total)
+	return Summary{Total: e.Total, Failed: e.Failed}.String()
 }
 
 // Is makes errors.Is(err, ErrImagesFailed) true.
@@ -120,21 +119,12 @@ func (e *FailedError) Is(target error) bool { return target == ErrImagesFailed }
 
 // failures reports the failed images of a run as one error.
 func failures(ctx context.Context, results []ImageResult) error {
-	n := 0
-	total := 0
 	for _, r := range results {
-		if r.Skipped == "" {
-			total++
-		}
 		if r.Err != nil {
 			log.G(ctx).WithError(r.Err).WithField("image", r.Target).Debug("image failed")
-			n++
 		}
 	}
-	if n == 0 {
-		return nil
-	}
-	return &FailedError{Failed: n, Total: total}
+	return Summarize(results).Err()
 }
 
 // stopCause replaces a bare "context canceled" with why ctx was stopped

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,71 +86,23 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 
 // runImport imports every seed that opens; one that does not (missing,
 // not an archive) is reported like a failed image, and the others still
-// land: exit 1 either way.
+// land: exit 1 either way (importer.ImportPaths).
 func runImport(ctx context.Context, cmd *cli.Command, opts importer.Options) error {
 	sopts, err := spoolOptions(cmd)
 	if err != nil {
 		return err
 	}
-	var seeds fetcher.Seeds
-	var bad, skipped []importer.ImageResult
-	for _, arg := range append(cmd.StringSlice("input"), cmd.Args().Slice()...) {
-		if arg == "-" {
-			s, err := fetcher.OpenStream(ctx, "<stdin>", cmd.Root().Reader, sopts...)
-			if err != nil {
-				bad = append(bad, importer.ImageResult{Seed: arg, Err: err})
-				continue
-			}
-			seeds = append(seeds, s)
-			continue
-		}
-		paths, err := fetcher.SeedsIn(arg)
-		if err != nil {
-			bad = append(bad, importer.ImageResult{Seed: arg, Err: err})
-			continue
-		}
-		for _, p := range paths {
-			s, err := fetcher.Open(ctx, p, sopts...)
-			switch {
-			case err != nil && p != arg && errors.Is(err, fetcher.ErrNotArchive):
-				// A README or a checksum file beside the seeds of a dir.
-				skipped = append(skipped, importer.ImageResult{Seed: p, Skipped: "not an image archive"})
-			case err != nil:
-				bad = append(bad, importer.ImageResult{Seed: p, Err: err})
-			default:
-				seeds = append(seeds, s)
-			}
-		}
-	}
-	sess, ctx, err := newSession(ctx, cmd, seeds, &opts)
+	sess, ctx, err := newSession(ctx, cmd, nil, &opts)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	for _, r := range append(skipped, bad...) {
-		sess.out.ImageDone(r)
-	}
-	var results []importer.ImageResult
-	if len(seeds) > 0 {
-		var im *importer.Importer
-		if im, err = importer.New(importer.FromClient(sess.client), opts); err != nil {
-			return err
-		}
-		results, err = im.Import(ctx, sess.seeds)
-		if err != nil && !errors.Is(err, importer.ErrImagesFailed) {
-			return err
-		}
-	}
-	if len(bad) == 0 {
+	im, err := importer.New(importer.FromClient(sess.client), opts)
+	if err != nil {
 		return err
 	}
-	failed := len(bad)
-	for _, r := range results {
-		if r.Err != nil {
-			failed++
-		}
-	}
-	return &importer.FailedError{Failed: failed, Total: len(bad) + len(results)}
+	_, err = im.ImportPaths(ctx, append(cmd.StringSlice("input"), cmd.Args().Slice()...), append(sopts, fetcher.WithStdin(cmd.Root().Reader))...)
+	return err
 }
 
 // session is what import and pull share: seeds open, containerd
@@ -194,23 +145,15 @@ func (s *session) Close() {
 	s.seeds.Close()
 }
 
-// openSeeds opens every seed the paths name (a directory of seeds names
-// each seed in it); any that does not open fails the whole.
+// openSeeds opens every seed the paths name, as import does
+// (fetcher.OpenAll), for commands that read blobs from them (pull, save,
+// push): there, a seed that does not open fails the command.
 func openSeeds(ctx context.Context, paths []string, opts ...fetcher.Opt) (fetcher.Seeds, error) {
-	var seeds fetcher.Seeds
-	for _, arg := range paths {
-		ps, err := fetcher.SeedsIn(arg)
-		if err != nil {
+	seeds, unopened := fetcher.OpenAll(ctx, paths, opts...)
+	for _, u := range unopened {
+		if u.Err != nil {
 			seeds.Close()
-			return nil, err
-		}
-		for _, p := range ps {
-			s, err := fetcher.Open(ctx, p, opts...)
-			if err != nil {
-				seeds.Close()
-				return nil, err
-			}
-			seeds = append(seeds, s)
+			return nil, u.Err
 		}
 	}
 	return seeds, nil

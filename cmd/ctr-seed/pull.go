@@ -48,16 +48,12 @@ func runPull(ctx context.Context, cmd *cli.Command, opts importer.Options) error
 		return err
 	}
 	r := fetcher.NewResolver(sess.seeds, remote)
-	failed := 0
+	var results []importer.ImageResult
 	for _, ref := range cmd.Args().Slice() {
-		if _, err := im.Pull(ctx, r, ref); err != nil {
-			failed++
-		}
+		res, _ := im.Pull(ctx, r, ref) // res.Err says it, and was printed
+		results = append(results, res)
 	}
-	if failed > 0 {
-		return &importer.FailedError{Failed: failed, Total: cmd.Args().Len()}
-	}
-	return nil
+	return importer.Summarize(results).Err()
 }
 
 // registryFlags say how to reach registries, for pull and save.

@@ -47,14 +47,5 @@ func Import(ctx context.Context, conn *grpc.ClientConn, seeds []string, opts imp
 	if err != nil {
 		return nil, fmt.Errorf("import in the daemon: reply: %w", err)
 	}
-	failed := 0
-	for _, r := range results {
-		if r.Err != nil {
-			failed++
-		}
-	}
-	if failed > 0 {
-		return results, &importer.FailedError{Failed: failed, Total: len(results)}
-	}
-	return results, nil
+	return results, importer.Summarize(results).Err()
 }

@@ -66,7 +66,8 @@ func (s *Server) serve(ctx context.Context, req []byte) ([]byte, error) {
 }
 
 // Import opens the seeds (absolute paths on this node) and imports them
-// into the caller's namespace with opts.
+// into the caller's namespace with opts, as the CLI does
+// (importer.ImportPaths): a seed that does not open is a failed result.
 func (s *Server) Import(ctx context.Context, paths []string, opts importer.Options) ([]importer.ImageResult, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
@@ -77,24 +78,11 @@ func (s *Server) Import(ctx context.Context, paths []string, opts importer.Optio
 	if err != nil {
 		return nil, err
 	}
-	var seeds fetcher.Seeds
-	defer func() { seeds.Close() }()
 	for _, p := range paths {
 		if !filepath.IsAbs(p) {
 			return nil, fmt.Errorf("seed %s: not an absolute path: %w", p, errdefs.ErrInvalidArgument)
 		}
-		ps, err := fetcher.SeedsIn(p)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range ps {
-			seed, err := fetcher.Open(ctx, p, s.fopts...)
-			if err != nil {
-				return nil, err
-			}
-			seeds = append(seeds, seed)
-		}
 	}
 	log.G(ctx).WithField("seeds", paths).WithField("namespace", ns).Info("importing seeds for a client")
-	return im.Import(ctx, seeds)
+	return im.ImportPaths(ctx, paths, s.fopts...)
 }
