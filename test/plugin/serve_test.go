@@ -52,9 +52,14 @@ func waitServeImported(t *testing.T, p *harness.Proc, ev *seedEvents, c *client.
 		}
 		return nil
 	})
-	if imported(p.Stdout(), seed) == 0 {
-		t.Errorf("no \"seed imported\" line for %s", seed)
-	}
+	// The line is logged before the event is published, but serve's
+	// output reaches the test through a pipe read on its own.
+	waitFor(t, importWait, "a \"seed imported\" line for "+seed, func() error {
+		if imported(p.Stdout(), seed) == 0 {
+			return fmt.Errorf("no \"seed imported\" line for %s", seed)
+		}
+		return nil
+	})
 	if err := checkImage(c, ns, img, labels); err != nil {
 		t.Error(err)
 	}
