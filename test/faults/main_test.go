@@ -43,12 +43,8 @@ func TestMain(m *testing.M) {
 func testMain(m *testing.M) int {
 	flag.Parse()
 	var err error
-	if ctrSeed, err = harness.BuildCommandMain("./cmd/ctr-seed"); err != nil {
-		fmt.Fprintf(os.Stderr, "building ctr-seed: %v\n", err)
-		return 1
-	}
-	if _, err := harness.BinariesMain(); err != nil {
-		fmt.Fprintf(os.Stderr, "containerd binaries: %v\n", err)
+	if ctrSeed, _, err = harness.CtrSeedMain(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	dir, err := os.MkdirTemp("", "faults-seed-")

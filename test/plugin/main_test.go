@@ -57,11 +57,8 @@ func setup() error {
 	if moduleRoot, err = harness.ModuleRootMain(); err != nil {
 		return err
 	}
-	if bins, err = harness.BinariesMain(); err != nil {
-		return fmt.Errorf("containerd binaries: %w", err)
-	}
-	if ctrSeed, err = harness.BuildCommandMain("./cmd/ctr-seed"); err != nil {
-		return fmt.Errorf("building ctr-seed: %w", err)
+	if ctrSeed, bins, err = harness.CtrSeedMain(); err != nil {
+		return err
 	}
 	// As the Makefile builds it, with containerd's version as well.
 	containerdSeed, err = harness.BuildCommandMain("./cmd/containerd-seed", bins.VersionLDFlag(), "-X main.seedVersion="+seedVersion)
