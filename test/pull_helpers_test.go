@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
@@ -185,8 +186,6 @@ func parsePullOutput(t *testing.T, stdout string) ([]pullSummary, map[string]str
 	return sums, wrote
 }
 
-func pullShort(d digest.Digest) string { return d.Algorithm().String() + ":" + d.Encoded()[:12] }
-
 func pullSize(ds ...ocispec.Descriptor) (n int64) {
 	for _, d := range ds {
 		n += d.Size
@@ -206,10 +205,10 @@ func checkPullOutput(t *testing.T, r result, name string, target digest.Digest, 
 	}
 	wantWrote := map[string]string{}
 	for _, d := range fromSeed {
-		wantWrote[pullShort(d.Digest)] = "seed"
+		wantWrote[testutil.Short(d.Digest)] = "seed"
 	}
 	for _, d := range fromRegistry {
-		wantWrote[pullShort(d.Digest)] = "registry"
+		wantWrote[testutil.Short(d.Digest)] = "registry"
 	}
 	for d, src := range wantWrote {
 		if wrote[d] != src {
