@@ -47,10 +47,7 @@ func impUniqueLayers(t *testing.T, name string, p ocispec.Platform, docker bool,
 			{Name: "etc/unique-" + tag, Content: []byte(t.Name() + " " + tag + " " + p.Architecture)},
 		}})
 	}
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.Build(t, img)
 	return b
 }
 

@@ -44,19 +44,10 @@ func pullImage(t *testing.T, tag string, p ocispec.Platform, docker bool, c test
 	return img
 }
 
-func pullBuild(t *testing.T, img testseed.Image) *testseed.Built {
-	t.Helper()
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // pullFresh builds a pullImage (OCI media types).
 func pullFresh(t *testing.T, tag string, p ocispec.Platform, c testseed.Compression) *testseed.Built {
 	t.Helper()
-	return pullBuild(t, pullImage(t, tag, p, false, c))
+	return testutil.Build(t, pullImage(t, tag, p, false, c))
 }
 
 // pullIndex is a two-platform index (amd64, arm64) of pullFresh images.

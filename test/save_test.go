@@ -261,10 +261,7 @@ func TestSaveDelta(t *testing.T) {
 	// every layer of v3, whose own layer this daemon never saw.
 	v3img := testseed.Standard("registry.local/save/app:3", impHostPlatform(), false, testseed.Gzip)
 	v3img.Layers = append(v3img.Layers, testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v3", Content: []byte(t.Name() + " v3")}}})
-	v3, err := testseed.Build(v3img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v3 := testutil.Build(t, v3img)
 	fake := filepath.Join(t.TempDir(), "fake.json")
 	var fb struct {
 		Version int              `json:"version"`

@@ -21,7 +21,7 @@ func UniqueImage(t testing.TB, name string, p ocispec.Platform, docker bool, c t
 	t.Helper()
 	img := testseed.Standard(name, p, docker, c)
 	img.Layers = append(img.Layers, UniqueLayer(t, name, p, c))
-	return mustBuild(t, img)
+	return Build(t, img)
 }
 
 // DeltaImages are two versions of an image, gzip-layered: v1 is
@@ -33,10 +33,11 @@ func DeltaImages(t testing.TB, v1Name, v2Name string, p ocispec.Platform) (v1, v
 	img := testseed.Standard(v2Name, p, false, testseed.Gzip)
 	img.Layers = append(img.Layers, UniqueLayer(t, v1Name, p, testseed.Gzip),
 		testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v2", Content: []byte(t.Name() + " v2")}}})
-	return v1, mustBuild(t, img)
+	return v1, Build(t, img)
 }
 
-func mustBuild(t testing.TB, img testseed.Image) *testseed.Built {
+// Build is testseed.Build failing the test on error.
+func Build(t testing.TB, img testseed.Image) *testseed.Built {
 	t.Helper()
 	b, err := testseed.Build(img)
 	if err != nil {

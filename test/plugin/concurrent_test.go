@@ -84,10 +84,7 @@ func concurrentSeed(t *testing.T, name, key string) *testseed.Built {
 			{Name: "etc/test-name", Content: []byte(key)},
 		}})
 	}
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.Build(t, img)
 	return b
 }
 
