@@ -28,14 +28,7 @@ type fixture struct {
 	blobs  map[digest.Digest][]byte
 }
 
-func build(t testing.TB, img testseed.Image) *testseed.Built {
-	t.Helper()
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+var build = testutil.Build
 
 func newFixture(t testing.TB) *fixture {
 	f := &fixture{blobs: map[digest.Digest][]byte{}}

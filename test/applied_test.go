@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/opencontainers/image-spec/identity"
 	"golang.org/x/sys/unix"
 )
@@ -98,10 +99,7 @@ func appliedImage(t *testing.T, name string, docker bool, c testseed.Compression
 		f("usr/share/demo/deep/er/file", "under implied dirs\n", 0),
 		f("usr/local/lib/file", "under new implied dirs\n", 0),
 	}})
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.Build(t, img)
 	return b
 }
 

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -48,21 +47,14 @@ func impUniqueLayers(t *testing.T, name string, p ocispec.Platform, docker bool,
 			{Name: "etc/unique-" + tag, Content: []byte(t.Name() + " " + tag + " " + p.Architecture)},
 		}})
 	}
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.Build(t, img)
 	return b
 }
 
 // impTargets lists ns's images as name → target digest.
 func impTargets(t *testing.T, ns string) map[string]digest.Digest {
 	t.Helper()
-	out := map[string]digest.Digest{}
-	for n, img := range imageMap(t, ns) {
-		out[n] = img.Target.Digest
-	}
-	return out
+	return harness.ImageTargets(t, dclient(t), ns)
 }
 
 func impAssertTargets(t *testing.T, ns string, want map[string]digest.Digest) {
@@ -209,8 +201,8 @@ func TestImportFormats(t *testing.T) {
 			if dockerBuilt == nil {
 				impAssertTargets(t, ns, want)
 			} else {
-				if !slices.Equal(impSortedKeys(got), impSortedKeys(want)) {
-					t.Fatalf("images: got %v, want names %v", got, impSortedKeys(want))
+				if !slices.Equal(keys(got), keys(want)) {
+					t.Fatalf("images: got %v, want names %v", got, keys(want))
 				}
 				if got["docker.io/library/formats-a:1"] != got["registry.local/formats/a:latest"] {
 					t.Errorf("two tags of one image, two targets: %v", got)
@@ -220,18 +212,12 @@ func TestImportFormats(t *testing.T) {
 					impCheckDockerTarget(t, ns, n, dockerBuilt[i])
 				}
 			}
-			impAssertUnpacked(t, ns, impSortedKeys(want)...)
+			impAssertUnpacked(t, ns, keys(want)...)
 			if ls := impSeedLeases(t, ns); len(ls) != 0 {
 				t.Errorf("leases left: %v", ls)
 			}
 		})
 	}
-}
-
-func impSortedKeys[V any](m map[string]V) []string {
-	k := keys(m)
-	sort.Strings(k)
-	return k
 }
 
 // impCheckDockerTarget checks that a docker save image's record points at a
@@ -394,7 +380,7 @@ func TestImportTagOnlyBaseName(t *testing.T) {
 		"registry.local/app:v4": inBase.Manifest.Digest,
 	}
 	impAssertTargets(t, ns, want)
-	impAssertUnpacked(t, ns, impSortedKeys(want)...)
+	impAssertUnpacked(t, ns, keys(want)...)
 
 	// And that is what ctr does with the same seed and flag.
 	nsCtr := ns + "-ctr"
@@ -448,8 +434,8 @@ func TestReimportIsFree(t *testing.T) {
 		t.Errorf("stderr: %s", r2.stderr)
 	}
 	imgs2, chain2 := imageMap(t, ns), snapshotChain(t, ns)
-	if !slices.Equal(impSortedKeys(imgs1), impSortedKeys(imgs2)) {
-		t.Errorf("images %v, then %v", impSortedKeys(imgs1), impSortedKeys(imgs2))
+	if !slices.Equal(keys(imgs1), keys(imgs2)) {
+		t.Errorf("images %v, then %v", keys(imgs1), keys(imgs2))
 	}
 	for n, i1 := range imgs1 {
 		i2 := imgs2[n]

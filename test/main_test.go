@@ -16,7 +16,6 @@ import (
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 var (
@@ -115,15 +114,7 @@ var nsCtx = harness.NSContext
 // imageMap lists the image records of ns by name.
 func imageMap(t *testing.T, ns string) map[string]images.Image {
 	t.Helper()
-	imgs, err := dclient(t).ImageService().List(nsCtx(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]images.Image{}
-	for _, img := range imgs {
-		m[img.Name] = img
-	}
-	return m
+	return harness.Images(t, dclient(t), ns)
 }
 
 // assertNothingLeft checks that ns holds no image, no ctr-seed lease, no
@@ -133,29 +124,13 @@ func assertNothingLeft(t *testing.T, ns string) {
 	harness.AssertNothingLeft(t, dclient(t), ns)
 }
 
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
+// keys is the keys of m, sorted.
+func keys[V any](m map[string]V) []string { return testutil.Keys(m) }
 
 // uniqueImage is testseed's standard image plus a layer unique to the test,
 // so content is never already in the daemon from another test (containerd
 // shares blobs across namespaces).
-func uniqueImage(t *testing.T, name string, p ocispec.Platform, docker bool, c testseed.Compression) *testseed.Built {
-	t.Helper()
-	img := testseed.Standard(name, p, docker, c)
-	img.Layers = append(img.Layers, testseed.Layer{Compression: c, Files: []testseed.File{
-		{Name: "etc/test-name", Content: []byte(t.Name() + " " + name + " " + p.Architecture)},
-	}})
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+var uniqueImage = testutil.UniqueImage
 
 // writeOCI writes an OCI seed (tar, optionally compressed) into the
 // test's temp dir.

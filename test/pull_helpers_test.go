@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
@@ -43,19 +44,10 @@ func pullImage(t *testing.T, tag string, p ocispec.Platform, docker bool, c test
 	return img
 }
 
-func pullBuild(t *testing.T, img testseed.Image) *testseed.Built {
-	t.Helper()
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // pullFresh builds a pullImage (OCI media types).
 func pullFresh(t *testing.T, tag string, p ocispec.Platform, c testseed.Compression) *testseed.Built {
 	t.Helper()
-	return pullBuild(t, pullImage(t, tag, p, false, c))
+	return testutil.Build(t, pullImage(t, tag, p, false, c))
 }
 
 // pullIndex is a two-platform index (amd64, arm64) of pullFresh images.
@@ -185,8 +177,6 @@ func parsePullOutput(t *testing.T, stdout string) ([]pullSummary, map[string]str
 	return sums, wrote
 }
 
-func pullShort(d digest.Digest) string { return d.Algorithm().String() + ":" + d.Encoded()[:12] }
-
 func pullSize(ds ...ocispec.Descriptor) (n int64) {
 	for _, d := range ds {
 		n += d.Size
@@ -206,10 +196,10 @@ func checkPullOutput(t *testing.T, r result, name string, target digest.Digest, 
 	}
 	wantWrote := map[string]string{}
 	for _, d := range fromSeed {
-		wantWrote[pullShort(d.Digest)] = "seed"
+		wantWrote[testutil.Short(d.Digest)] = "seed"
 	}
 	for _, d := range fromRegistry {
-		wantWrote[pullShort(d.Digest)] = "registry"
+		wantWrote[testutil.Short(d.Digest)] = "registry"
 	}
 	for d, src := range wantWrote {
 		if wrote[d] != src {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -142,7 +143,7 @@ func TestPullPartialSeed(t *testing.T) {
 		{"other-image-shares-lower-layers", func(t *testing.T, x testseed.Image, xb *testseed.Built) (*testseed.Seed, []ocispec.Descriptor) {
 			y := x
 			y.Layers = x.Layers[:2]
-			yb := pullBuild(t, y)
+			yb := testutil.Build(t, y)
 			if yb.Layers[0].Digest != xb.Layers[0].Digest || yb.Layers[1].Digest != xb.Layers[1].Digest || yb.Config.Digest == xb.Config.Digest {
 				t.Fatal("fixture: the images do not share exactly their first two layers")
 			}
@@ -162,7 +163,7 @@ func TestPullPartialSeed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
 			x := pullImage(t, "x", amd64, false, testseed.Gzip)
-			xb := pullBuild(t, x)
+			xb := testutil.Build(t, x)
 			s, held := tc.seed(t, x, xb)
 			seed := writeOCI(t, s, testseed.Uncompressed)
 			var lacking []ocispec.Descriptor
@@ -205,7 +206,7 @@ func TestPullRegistryOnly(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
-			b := pullBuild(t, pullImage(t, "app", amd64, tc.docker, tc.c))
+			b := testutil.Build(t, pullImage(t, "app", amd64, tc.docker, tc.c))
 			reg := pullRegistry(t, testregistry.Options{}, "library/app", "1", b.Manifest, b.Blobs)
 			ref := reg.Host + "/library/app:1"
 			r := mustPull(t, ns, append(append([]string{"--plain-http"}, tc.flags...), ref)...)
@@ -270,8 +271,8 @@ func TestPullParityWithCtr(t *testing.T) {
 			ctr(t, nsCtr, append(append([]string{"images", "pull", "--plain-http"}, pf...), ref)...)
 
 			got, ctrs := imageMap(t, nsSeed), imageMap(t, nsCtr)
-			if !slices.Equal(pullSortedKeys(got), pullSortedKeys(ctrs)) {
-				t.Fatalf("images: ctr-seed %v, ctr %v", pullSortedKeys(got), pullSortedKeys(ctrs))
+			if !slices.Equal(keys(got), keys(ctrs)) {
+				t.Fatalf("images: ctr-seed %v, ctr %v", keys(got), keys(ctrs))
 			}
 			g, w := got[ref].Target, ctrs[ref].Target
 			if g.Digest != w.Digest || g.MediaType != w.MediaType || g.Size != w.Size {
@@ -283,12 +284,6 @@ func TestPullParityWithCtr(t *testing.T) {
 			}
 		})
 	}
-}
-
-func pullSortedKeys[V any](m map[string]V) []string {
-	k := keys(m)
-	slices.Sort(k)
-	return k
 }
 
 // A registry with basic auth: --user user:password is sent, a wrong one

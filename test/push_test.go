@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctr-seed/ctr-seed/internal/testregistry"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -144,14 +145,7 @@ func TestPushCorruptSeed(t *testing.T) {
 // does not, one line names the left-out blob.
 func TestPushDeltaSeed(t *testing.T) {
 	reg := testregistry.Start(t, testregistry.Options{})
-	v1 := uniqueImage(t, "registry.local/push/delta:1", impHostPlatform(), false, testseed.Gzip)
-	v2img := testseed.Standard("registry.local/push/delta:2", impHostPlatform(), false, testseed.Gzip)
-	v2img.Layers = append(v2img.Layers, testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "etc/test-name", Content: []byte(t.Name() + " registry.local/push/delta:1 " + impHostPlatform().Architecture)}}},
-		testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v2", Content: []byte(t.Name() + " v2")}}})
-	v2, err := testseed.Build(v2img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v1, v2 := testutil.DeltaImages(t, "registry.local/push/delta:1", "registry.local/push/delta:2", impHostPlatform())
 	node := namespace(t)
 	mustImport(t, node, writeOCI(t, impOciSeedOf(t, v1), testseed.Uncompressed))
 	inv := filepath.Join(t.TempDir(), "node.json")

@@ -194,15 +194,8 @@ func TestSaveSources(t *testing.T) {
 // one line, nothing left. With two inventories only what both hold is
 // left out.
 func TestSaveDelta(t *testing.T) {
-	v1 := uniqueImage(t, "registry.local/save/app:1", impHostPlatform(), false, testseed.Gzip)
 	// v2: v1's layers plus one of its own.
-	v2img := testseed.Standard("registry.local/save/app:2", impHostPlatform(), false, testseed.Gzip)
-	v2img.Layers = append(v2img.Layers, testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "etc/test-name", Content: []byte(t.Name() + " registry.local/save/app:1 " + impHostPlatform().Architecture)}}},
-		testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v2", Content: []byte(t.Name() + " v2")}}})
-	v2, err := testseed.Build(v2img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v1, v2 := testutil.DeltaImages(t, "registry.local/save/app:1", "registry.local/save/app:2", impHostPlatform())
 	shared := 0
 	for _, l := range v2.Layers {
 		if slices.ContainsFunc(v1.Layers, func(d ocispec.Descriptor) bool { return d.Digest == l.Digest }) {
@@ -268,10 +261,7 @@ func TestSaveDelta(t *testing.T) {
 	// every layer of v3, whose own layer this daemon never saw.
 	v3img := testseed.Standard("registry.local/save/app:3", impHostPlatform(), false, testseed.Gzip)
 	v3img.Layers = append(v3img.Layers, testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v3", Content: []byte(t.Name() + " v3")}}})
-	v3, err := testseed.Build(v3img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v3 := testutil.Build(t, v3img)
 	fake := filepath.Join(t.TempDir(), "fake.json")
 	var fb struct {
 		Version int              `json:"version"`

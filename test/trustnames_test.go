@@ -30,6 +30,24 @@ func imageEntry(t *testing.T, dir string) ocispec.Descriptor {
 	return ocispec.Descriptor{}
 }
 
+// nameEntries replaces the layout's index entry of d by one entry of its
+// image per annotation set given (the first in its place, the others
+// appended): one image under several names.
+func nameEntries(t *testing.T, dir string, d digest.Digest, as ...map[string]string) {
+	t.Helper()
+	e := imageEntry(t, dir)
+	editIndex(t, dir, func(idx *ocispec.Index) {
+		for i, m := range idx.Manifests {
+			if m.Digest == d {
+				idx.Manifests[i] = withEntry(e, as[0])
+			}
+		}
+		for _, a := range as[1:] {
+			idx.Manifests = append(idx.Manifests, withEntry(e, a))
+		}
+	})
+}
+
 // withEntry is e with its annotations replaced by a.
 func withEntry(e ocispec.Descriptor, a map[string]string) ocispec.Descriptor {
 	e.Annotations = maps.Clone(a)
@@ -68,15 +86,7 @@ func TestVerifyEveryName(t *testing.T) {
 
 	t.Run("second-entry", func(t *testing.T) {
 		dir := layout(t)
-		e := imageEntry(t, dir)
-		editIndex(t, dir, func(idx *ocispec.Index) {
-			for i, m := range idx.Manifests {
-				if m.Digest == d {
-					idx.Manifests[i] = withEntry(e, map[string]string{"io.containerd.image.name": name})
-				}
-			}
-			idx.Manifests = append(idx.Manifests, withEntry(e, map[string]string{"io.containerd.image.name": forged}))
-		})
+		nameEntries(t, dir, d, map[string]string{"io.containerd.image.name": name}, map[string]string{"io.containerd.image.name": forged})
 		ns := namespace(t)
 		r := ctrSeedRun(t, ns, "import", "--digest-refs", "--verify-key", keyA, dir)
 		refusedLine(t, r, dir, forged, "identity "+repo+", want docker.io/library/nginx")
@@ -133,15 +143,7 @@ func TestVerifyEveryName(t *testing.T) {
 		// alone that --base-name turns into another repository's name,
 		// while filtering the signed name out.
 		dir := layout(t)
-		e := imageEntry(t, dir)
-		editIndex(t, dir, func(idx *ocispec.Index) {
-			for i, m := range idx.Manifests {
-				if m.Digest == d {
-					idx.Manifests[i] = withEntry(e, map[string]string{"io.containerd.image.name": name})
-				}
-			}
-			idx.Manifests = append(idx.Manifests, withEntry(e, map[string]string{ocispec.AnnotationRefName: "latest"}))
-		})
+		nameEntries(t, dir, d, map[string]string{"io.containerd.image.name": name}, map[string]string{ocispec.AnnotationRefName: "latest"})
 		ns := namespace(t)
 		r := ctrSeedRun(t, ns, "import", "--base-name", "docker.io/library/nginx", "--verify-key", keyA, dir)
 		refusedLine(t, r, dir, forged, "identity "+repo+", want docker.io/library/nginx")
@@ -163,15 +165,7 @@ func TestPinnedNameOtherDigest(t *testing.T) {
 	pinned := sl.reg.Host + "/library/pinned@" + other.String()
 	d := signed.Manifest.Digest
 	dir := sl.save(t, "library/pinned", signed, "cosign", "")
-	e := imageEntry(t, dir)
-	editIndex(t, dir, func(idx *ocispec.Index) {
-		for i, m := range idx.Manifests {
-			if m.Digest == d {
-				idx.Manifests[i] = withEntry(e, map[string]string{"io.containerd.image.name": name})
-			}
-		}
-		idx.Manifests = append(idx.Manifests, withEntry(e, map[string]string{"io.containerd.image.name": pinned}))
-	})
+	nameEntries(t, dir, d, map[string]string{"io.containerd.image.name": name}, map[string]string{"io.containerd.image.name": pinned})
 	for _, args := range [][]string{nil, {"--verify-key", sl.key("cosign")}} {
 		ns := namespace(t) + strconv.Itoa(len(args))
 		r := ctrSeedRun(t, ns, append(append([]string{"import"}, args...), dir)...)
@@ -201,14 +195,7 @@ func TestVerifyRefName(t *testing.T) {
 		{sl.reg.Host + "/library/renamed:1", "identity " + sl.reg.Host + "/library/refname, want " + sl.reg.Host + "/library/renamed"},
 	} {
 		dir := sl.save(t, "library/refname", signed, "cosign", "")
-		e := imageEntry(t, dir)
-		editIndex(t, dir, func(idx *ocispec.Index) {
-			for i, m := range idx.Manifests {
-				if m.Digest == d {
-					idx.Manifests[i] = withEntry(e, map[string]string{ocispec.AnnotationRefName: tc.refName})
-				}
-			}
-		})
+		nameEntries(t, dir, d, map[string]string{ocispec.AnnotationRefName: tc.refName})
 		ns := namespace(t) + strconv.Itoa(len(tc.err))
 		r := ctrSeedRun(t, ns, "import", "--verify-key", sl.key("cosign"), dir)
 		if tc.err == "" {

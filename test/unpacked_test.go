@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 )
@@ -69,10 +70,7 @@ func TestImportUnpackedTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	std, err := testseed.Build(testseed.Standard("", impHostPlatform(), false, testseed.Uncompressed))
-	if err != nil {
-		t.Fatal(err)
-	}
+	std := testutil.Build(t, testseed.Standard("", impHostPlatform(), false, testseed.Uncompressed))
 	layerFiles := map[string]string{} // content as the standard layers' tars hold it
 	for _, d := range std.DiffIDs {
 		for n, c := range impTarFiles(t, std.Uncompressed[d]) {

@@ -1,6 +1,12 @@
 package testutil
 
-import "strings"
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+)
 
 // Tail is the last n lines of s: what a failure message shows of a long
 // log.
@@ -21,3 +27,10 @@ func Lines(s string) []string {
 	}
 	return strings.Split(s, "\n")
 }
+
+// Short is how ctr-seed prints a digest in its wrote lines:
+// algorithm:first 12 hex digits.
+func Short(d digest.Digest) string { return d.Algorithm().String() + ":" + d.Encoded()[:12] }
+
+// Keys is the keys of m, sorted: what a failure message lists.
+func Keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

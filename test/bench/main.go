@@ -108,11 +108,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 
 	fmt.Println("== building ctr-seed, and containerd/ctr at the pinned version (cached)")
-	ctrSeed, err := harness.BuildCommandMain("./cmd/ctr-seed")
-	if err != nil {
-		return err
-	}
-	bins, err := harness.BinariesMain()
+	ctrSeed, bins, err := harness.CtrSeedMain()
 	if err != nil {
 		return err
 	}

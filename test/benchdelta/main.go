@@ -93,11 +93,7 @@ func run() error {
 			version{"registry.local/bench/app:3", []testseed.Layer{base, runtime2, app3}}, []int{1, 2}},
 	}
 
-	ctrSeed, err := harness.BuildCommandMain("./cmd/ctr-seed")
-	if err != nil {
-		return err
-	}
-	bins, err := harness.BinariesMain()
+	ctrSeed, bins, err := harness.CtrSeedMain()
 	if err != nil {
 		return err
 	}

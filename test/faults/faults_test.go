@@ -12,6 +12,7 @@ import (
 	"github.com/ctr-seed/ctr-seed/internal/procstat"
 	"golang.org/x/sys/unix"
 
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
 
@@ -47,7 +48,7 @@ func TestKilledMidway(t *testing.T) {
 	if _, imported := parseStdout(t, r.Stdout); len(imported) != 0 {
 		t.Errorf("an imported line from the killed import: %q", imported)
 	}
-	if imgs := imageTargets(t, c, ns); len(imgs) != 0 {
+	if imgs := harness.ImageTargets(t, c, ns); len(imgs) != 0 {
 		t.Errorf("the killed import left image records: %v", imgs)
 	}
 
@@ -190,7 +191,7 @@ func TestDaemonRestartedMidway(t *testing.T) {
 			if down && len(left) != 1 {
 				t.Errorf("containerd was down when ctr-seed exited, yet %d leases are left", len(left))
 			}
-			if imgs := imageTargets(t, c, ns); len(imgs) != 0 {
+			if imgs := harness.ImageTargets(t, c, ns); len(imgs) != 0 {
 				t.Errorf("image records after the failed import: %v", imgs)
 			}
 			t.Logf("left: leases %v, ingests %v, blobs %v", left, harness.Ingests(t, c, ns), blobsPresent(t, c, ns))
@@ -236,7 +237,7 @@ func TestConcurrentImports(t *testing.T) {
 	}
 	// Every blob is written, each by one process only.
 	for _, desc := range seed.Blobs() {
-		switch who := written[short(desc.Digest)]; len(who) {
+		switch who := written[testutil.Short(desc.Digest)]; len(who) {
 		case 0:
 			t.Errorf("blob %s (%s): no wrote line from either import", desc.Digest, desc.MediaType)
 		case 1:

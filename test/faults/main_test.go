@@ -43,12 +43,8 @@ func TestMain(m *testing.M) {
 func testMain(m *testing.M) int {
 	flag.Parse()
 	var err error
-	if ctrSeed, err = harness.BuildCommandMain("./cmd/ctr-seed"); err != nil {
-		fmt.Fprintf(os.Stderr, "building ctr-seed: %v\n", err)
-		return 1
-	}
-	if _, err := harness.BinariesMain(); err != nil {
-		fmt.Fprintf(os.Stderr, "containerd binaries: %v\n", err)
+	if ctrSeed, _, err = harness.CtrSeedMain(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	dir, err := os.MkdirTemp("", "faults-seed-")
@@ -185,23 +181,7 @@ func parseStdout(t *testing.T, stdout string) (wrote []string, imported []string
 	return wrote, imported
 }
 
-func short(d digest.Digest) string { return d.Algorithm().String() + ":" + d.Encoded()[:12] }
-
 // ---- what the daemon holds ----
-
-// imageTargets lists the image records of ns as name → target.
-func imageTargets(t *testing.T, c *client.Client, ns string) map[string]digest.Digest {
-	t.Helper()
-	imgs, err := c.ImageService().List(nsCtx(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]digest.Digest{}
-	for _, img := range imgs {
-		out[img.Name] = img.Target.Digest
-	}
-	return out
-}
 
 // blobsPresent lists which of the seed's blobs ns can see.
 func blobsPresent(t *testing.T, c *client.Client, ns string) []string {
@@ -209,7 +189,7 @@ func blobsPresent(t *testing.T, c *client.Client, ns string) []string {
 	var out []string
 	for _, d := range seed.Blobs() {
 		if _, err := c.ContentStore().Info(nsCtx(ns), d.Digest); err == nil {
-			out = append(out, short(d.Digest))
+			out = append(out, testutil.Short(d.Digest))
 		}
 	}
 	return out
@@ -236,7 +216,7 @@ func assertFailedOutput(t *testing.T, r result, why string) []string {
 	if len(imported) != 0 {
 		t.Errorf("imported lines from a failed import: %q", imported)
 	}
-	if slices.Contains(wrote, short(seed.Big.Digest)) {
+	if slices.Contains(wrote, testutil.Short(seed.Big.Digest)) {
 		t.Errorf("a wrote line for the big layer, %s:\n%s", why, r.Stdout)
 	}
 	return errorLines(t, r.Stderr)
@@ -247,7 +227,7 @@ func assertFailedOutput(t *testing.T, r result, why string) []string {
 func assertImported(t *testing.T, c *client.Client, ns string) {
 	t.Helper()
 	want := map[string]digest.Digest{seed.Name: seed.Manifest.Digest}
-	if got := imageTargets(t, c, ns); !maps.Equal(got, want) {
+	if got := harness.ImageTargets(t, c, ns); !maps.Equal(got, want) {
 		t.Errorf("images in %s: %v, want %v", ns, got, want)
 	}
 	img, err := c.GetImage(nsCtx(ns), seed.Name)
@@ -274,7 +254,7 @@ func assertSameAsClean(t *testing.T, d *harness.Daemon, c *client.Client, ns str
 	clean := ns + "-clean"
 	mustImport(t, d, clean)
 	assertImported(t, c, clean)
-	if got, want := imageTargets(t, c, ns), imageTargets(t, c, clean); !maps.Equal(got, want) {
+	if got, want := harness.ImageTargets(t, c, ns), harness.ImageTargets(t, c, clean); !maps.Equal(got, want) {
 		t.Errorf("images: %v, a clean import gives %v", got, want)
 	}
 	got, _ := harness.Snapshots(t, c, ns)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
 
@@ -62,10 +63,7 @@ var unsharePID = []string{"unshare", "--pid", "--fork", "--mount-proc"}
 // smallSeed is testseed's standard image as an OCI tar.
 func smallSeed(t *testing.T) string {
 	t.Helper()
-	b, err := testseed.Build(testseed.Standard("registry.local/faults/pidns-small:1", platforms.DefaultSpec(), false, testseed.Gzip))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.Build(t, testseed.Standard("registry.local/faults/pidns-small:1", platforms.DefaultSpec(), false, testseed.Gzip))
 	var s testseed.Seed
 	s.Add(b.Name, b.Manifest, b.Blobs)
 	p := filepath.Join(t.TempDir(), "small.tar")

@@ -14,8 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 )
 
@@ -35,30 +33,20 @@ type Bins struct {
 	Version         string
 }
 
-var (
-	binsMu   sync.Mutex
-	binsDone *Bins // memoised on success only, so a transient failure can be retried
-)
+var binsMemo memo[Bins]
 
 // Binaries returns containerd and ctr built from the pinned module version,
 // building them once per machine. It fails the test rather than skipping:
 // a missing daemon is a broken environment, not an optional feature.
 func Binaries(t testing.TB) Bins {
 	t.Helper()
-	b, err := BinariesMain()
-	if err != nil {
-		t.Fatalf("harness: containerd binaries: %v", err)
-	}
-	return b
+	return must(t, "containerd binaries", BinariesMain)
 }
 
 // BinariesMain is Binaries for TestMain.
-func BinariesMain() (Bins, error) {
-	binsMu.Lock()
-	defer binsMu.Unlock()
-	if binsDone != nil {
-		return *binsDone, nil
-	}
+func BinariesMain() (Bins, error) { return binsMemo.get(binaries) }
+
+func binaries() (Bins, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return Bins{}, err
@@ -70,77 +58,29 @@ func BinariesMain() (Bins, error) {
 	if ver == "" {
 		return Bins{}, fmt.Errorf("go list gave no version for %s", containerdModule)
 	}
-	dir, err := cacheDir("containerd-" + ver)
+	b := Bins{Version: ver}
+	dir, err := cachedBuild("containerd-"+ver, buildRecipe, []string{"containerd", "ctr"}, func(tmp string) error {
+		_, err := goOutput(root, "build", "-trimpath", "-ldflags", b.VersionLDFlag(), "-o", tmp+string(os.PathSeparator),
+			containerdModule+"/cmd/containerd", containerdModule+"/cmd/ctr")
+		return err
+	})
 	if err != nil {
 		return Bins{}, err
 	}
-	b := Bins{
-		Containerd: filepath.Join(dir, "containerd"),
-		Ctr:        filepath.Join(dir, "ctr"),
-		Version:    ver,
-	}
-	if err := buildLocked(root, dir, b); err != nil {
-		return Bins{}, err
-	}
-	binsDone = &b
+	b.Containerd, b.Ctr = filepath.Join(dir, "containerd"), filepath.Join(dir, "ctr")
 	return b, nil
 }
 
-// cacheDir is $CTR_SEED_CACHE/<name> (containerd-<version>, tools-<pins>),
-// defaulting the base to the user cache dir. The version is part of the
-// name so bumping go.mod never reuses binaries of another release.
-func cacheDir(name string) (string, error) {
-	base := os.Getenv("CTR_SEED_CACHE")
-	if base == "" {
-		uc, err := os.UserCacheDir()
-		if err != nil {
-			uc = os.TempDir() // no HOME (e.g. a bare CI env): still cache per boot
-		}
-		base = filepath.Join(uc, "ctr-seed")
+// CtrSeedMain builds ctr-seed (as make build does) and containerd and ctr
+// at the pinned version: what every TestMain and benchmark needs first.
+func CtrSeedMain() (ctrSeed string, bins Bins, err error) {
+	if ctrSeed, err = BuildCommandMain("./cmd/ctr-seed"); err != nil {
+		return "", Bins{}, fmt.Errorf("building ctr-seed: %w", err)
 	}
-	dir, err := filepath.Abs(filepath.Join(base, name))
-	if err != nil {
-		return "", err
+	if bins, err = BinariesMain(); err != nil {
+		return "", Bins{}, fmt.Errorf("containerd binaries: %w", err)
 	}
-	return dir, os.MkdirAll(dir, 0o755)
-}
-
-// buildLocked builds the binaries unless a complete cache exists. Parallel
-// test packages (go test ./... runs them as separate processes) serialise on
-// a flock so only one of them pays for the ~1 min cold build.
-func buildLocked(root, dir string, b Bins) error {
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return err
-	}
-	defer lock.Close() // closing the fd drops the flock
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("flock %s: %w", lock.Name(), err)
-	}
-
-	stamp := filepath.Join(dir, "recipe")
-	if got, err := os.ReadFile(stamp); err == nil && string(got) == buildRecipe &&
-		isFile(b.Containerd) && isFile(b.Ctr) {
-		return nil
-	}
-	// Build into a scratch dir on the same filesystem, then rename: a reader
-	// that checks without the lock never sees a half-written binary.
-	tmp, err := os.MkdirTemp(dir, ".build-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	if _, err := goOutput(root, "build", "-trimpath", "-ldflags", b.VersionLDFlag(), "-o", tmp+string(os.PathSeparator),
-		containerdModule+"/cmd/containerd", containerdModule+"/cmd/ctr"); err != nil {
-		return err
-	}
-	for _, name := range []string{"ctr", "containerd"} {
-		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
-			return err
-		}
-	}
-	// The stamp goes last: its presence vouches for both binaries.
-	return os.WriteFile(stamp, []byte(buildRecipe), 0o644)
+	return ctrSeed, bins, nil
 }
 
 // VersionLDFlag is the -ldflags entry that stamps containerd's version
@@ -148,11 +88,6 @@ func buildLocked(root, dir string, b Bins) error {
 // that it reports the version it was built from.
 func (b Bins) VersionLDFlag() string {
 	return "-X " + containerdModule + "/version.Version=" + strings.TrimPrefix(b.Version, "v")
-}
-
-func isFile(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
 }
 
 // goOutput runs the go command in dir with cgo off (static binaries that do
@@ -181,11 +116,7 @@ func goRun(dir string, cgo bool, args ...string) (string, error) {
 // the working directory (go test runs each test in its package dir).
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	return root
+	return must(t, "module root", moduleRoot)
 }
 
 // ModuleRootMain is ModuleRoot for TestMain.

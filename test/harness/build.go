@@ -40,11 +40,7 @@ var withCgo = map[string]bool{"./cmd/ctr-seed": true}
 // build cache makes that cheap.
 func BuildCommand(t testing.TB, pkg string, ldflags ...string) string {
 	t.Helper()
-	p, err := BuildCommandMain(pkg, ldflags...)
-	if err != nil {
-		t.Fatalf("harness: build %s: %v", pkg, err)
-	}
-	return p
+	return must(t, "build "+pkg, func() (string, error) { return BuildCommandMain(pkg, ldflags...) })
 }
 
 // BuildCommandMain is BuildCommand for TestMain.

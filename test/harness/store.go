@@ -3,10 +3,12 @@ package harness
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -73,18 +75,38 @@ func Snapshots(t testing.TB, c *client.Client, ns string) (committed, other []st
 	return committed, other
 }
 
+// Images lists the image records of ns by name.
+func Images(t testing.TB, c *client.Client, ns string) map[string]images.Image {
+	t.Helper()
+	imgs, err := c.ImageService().List(NSContext(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]images.Image{}
+	for _, img := range imgs {
+		m[img.Name] = img
+	}
+	return m
+}
+
+// ImageTargets lists the image records of ns as name → target.
+func ImageTargets(t testing.TB, c *client.Client, ns string) map[string]digest.Digest {
+	t.Helper()
+	out := map[string]digest.Digest{}
+	for n, img := range Images(t, c, ns) {
+		out[n] = img.Target.Digest
+	}
+	return out
+}
+
 // AssertNothingLeft checks that ns holds no image, no ctr-seed lease, no
 // overlayfs snapshot, no ingest, and none of blobs: what a failed or
 // interrupted import must leave in a namespace it had to itself.
 func AssertNothingLeft(t testing.TB, c *client.Client, ns string, blobs ...digest.Digest) {
 	t.Helper()
 	ctx := NSContext(ns)
-	imgs, err := c.ImageService().List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, img := range imgs {
-		t.Errorf("image left behind in %s: %s", ns, img.Name)
+	for _, n := range slices.Sorted(maps.Keys(Images(t, c, ns))) {
+		t.Errorf("image left behind in %s: %s", ns, n)
 	}
 	AssertNoSeedLeases(t, c, ns)
 	if committed, other := Snapshots(t, c, ns); len(committed)+len(other) != 0 {

@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -23,30 +20,20 @@ const (
 	cosignPackage  = "github.com/sigstore/cosign/v2/cmd/cosign"
 )
 
-var (
-	cosignMu   sync.Mutex
-	cosignPath string
-)
+var cosignMemo memo[string]
 
 // Cosign returns the cosign CLI built from the version test/tools pins.
 // The first build on a machine takes minutes (`make test` does it before
 // the tests run); it fails the test, never skips, if it cannot be built.
 func Cosign(t testing.TB) string {
 	t.Helper()
-	p, err := CosignMain()
-	if err != nil {
-		t.Fatalf("harness: cosign: %v", err)
-	}
-	return p
+	return must(t, "cosign", CosignMain)
 }
 
 // CosignMain is Cosign without a testing.TB.
-func CosignMain() (string, error) {
-	cosignMu.Lock()
-	defer cosignMu.Unlock()
-	if cosignPath != "" {
-		return cosignPath, nil
-	}
+func CosignMain() (string, error) { return cosignMemo.get(cosign) }
+
+func cosign() (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -57,32 +44,16 @@ func CosignMain() (string, error) {
 		return "", err
 	}
 	// The cache is keyed by the pinned versions: a bump never reuses a
-	// binary of another release.
+	// binary of another release, and the name says all a recipe would.
 	h := sha256.Sum256(sum)
-	dir, err := cacheDir("tools-" + hex.EncodeToString(h[:6]))
+	dir, err := cachedBuild("tools-"+hex.EncodeToString(h[:6]), "", []string{"cosign"}, func(tmp string) error {
+		_, err := goOutput(mod, "build", "-trimpath", "-o", filepath.Join(tmp, "cosign"), cosignPackage)
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "cosign")
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("flock %s: %w", lock.Name(), err)
-	}
-	if !isFile(bin) {
-		tmp := bin + ".build"
-		if _, err := goOutput(mod, "build", "-trimpath", "-o", tmp, cosignPackage); err != nil {
-			return "", err
-		}
-		if err := os.Rename(tmp, bin); err != nil {
-			return "", err
-		}
-	}
-	cosignPath = bin
-	return bin, nil
+	return filepath.Join(dir, "cosign"), nil
 }
 
 // CosignRun runs the real cosign in dir with an empty key password, and

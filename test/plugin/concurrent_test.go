@@ -84,10 +84,7 @@ func concurrentSeed(t *testing.T, name, key string) *testseed.Built {
 			{Name: "etc/test-name", Content: []byte(key)},
 		}})
 	}
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.Build(t, img)
 	return b
 }
 
@@ -170,8 +167,6 @@ var (
 	cliImportedRE = harness.SummaryRE
 	logBytesRE    = regexp.MustCompile(`(?:^|\s)bytes="?([0-9.]+ [KMGT]?i?B)"?(?:\s|$)`)
 )
-
-func shortDigest(d digest.Digest) string { return "sha256:" + d.Encoded()[:12] }
 
 // TestConcurrentPluginAndCLI drops a seed (184 MiB, eight layers) into the
 // watched seeds dir of containerd-seed while `ctr-seed import` imports a
@@ -369,14 +364,14 @@ func concurrentRound(t *testing.T, mode string, img *testseed.Built, data []byte
 	var pluginShare int64
 	var cliShare []string
 	for _, b := range blobs {
-		if cliWrote[shortDigest(b.Digest)] {
-			cliShare = append(cliShare, fmt.Sprintf("%s (%s)", shortDigest(b.Digest), progress.Bytes(b.Size)))
+		if cliWrote[testutil.Short(b.Digest)] {
+			cliShare = append(cliShare, fmt.Sprintf("%s (%s)", testutil.Short(b.Digest), progress.Bytes(b.Size)))
 		} else {
 			pluginShare += b.Size
 		}
 	}
 	for s := range cliWrote {
-		if !slices.ContainsFunc(blobs, func(b ocispec.Descriptor) bool { return shortDigest(b.Digest) == s }) {
+		if !slices.ContainsFunc(blobs, func(b ocispec.Descriptor) bool { return testutil.Short(b.Digest) == s }) {
 			t.Errorf("ctr-seed wrote %s, no blob of the image", s)
 		}
 	}
@@ -555,7 +550,7 @@ func waitPluginWriting(t *testing.T, c *client.Client, ns string, blobs []ocispe
 		for _, s := range sts {
 			for _, b := range blobs {
 				if b.Size > 1<<20 && strings.Contains(s.Ref, b.Digest.Encoded()) && s.Offset > 0 && s.Offset < s.Total {
-					t.Logf("the plugin is writing %s: %d of %d bytes", shortDigest(b.Digest), s.Offset, s.Total)
+					t.Logf("the plugin is writing %s: %d of %d bytes", testutil.Short(b.Digest), s.Offset, s.Total)
 					return nil
 				}
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/internal/testseed"
+	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/ctr-seed/ctr-seed/test/harness"
 )
 
@@ -20,15 +21,7 @@ func TestPluginDeltaSeed(t *testing.T) {
 	pd := startPlugin(t, seeds, harness.DaemonOptions{DisableCRI: true})
 	work := t.TempDir()
 
-	v1 := uniqueImage(t, "docker.io/ctrseed-test/delta:1", false, testseed.Gzip)
-	img := testseed.Standard("docker.io/ctrseed-test/delta:2", platforms.DefaultSpec(), false, testseed.Gzip)
-	img.Layers = append(img.Layers,
-		testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "etc/test-name", Content: []byte(t.Name() + " docker.io/ctrseed-test/delta:1")}}},
-		testseed.Layer{Compression: testseed.Gzip, Files: []testseed.File{{Name: "app/v2", Content: []byte(t.Name() + " v2")}}})
-	v2, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v1, v2 := testutil.DeltaImages(t, "docker.io/ctrseed-test/delta:1", "docker.io/ctrseed-test/delta:2", platforms.DefaultSpec())
 	dropIn(t, seeds, "v1.tar", ociSeed(t, v1, testseed.Gzip))
 	waitFor(t, importWait, "v1 imported", func() error { return checkImage(pd.c, pd.ns, v1.Name, pd.labels) })
 

@@ -57,11 +57,8 @@ func setup() error {
 	if moduleRoot, err = harness.ModuleRootMain(); err != nil {
 		return err
 	}
-	if bins, err = harness.BinariesMain(); err != nil {
-		return fmt.Errorf("containerd binaries: %w", err)
-	}
-	if ctrSeed, err = harness.BuildCommandMain("./cmd/ctr-seed"); err != nil {
-		return fmt.Errorf("building ctr-seed: %w", err)
+	if ctrSeed, bins, err = harness.CtrSeedMain(); err != nil {
+		return err
 	}
 	// As the Makefile builds it, with containerd's version as well.
 	containerdSeed, err = harness.BuildCommandMain("./cmd/containerd-seed", bins.VersionLDFlag(), "-X main.seedVersion="+seedVersion)
@@ -70,20 +67,10 @@ func setup() error {
 
 // --- seeds -----------------------------------------------------------------
 
-// uniqueImage is testseed's standard image plus a layer unique to the test
-// and name, so its content is in no daemon yet.
+// uniqueImage is testutil.UniqueImage for this machine's platform.
 func uniqueImage(t *testing.T, name string, docker bool, c testseed.Compression) *testseed.Built {
 	t.Helper()
-	p := platforms.DefaultSpec()
-	img := testseed.Standard(name, p, docker, c)
-	img.Layers = append(img.Layers, testseed.Layer{Compression: c, Files: []testseed.File{
-		{Name: "etc/test-name", Content: []byte(t.Name() + " " + name)},
-	}})
-	b, err := testseed.Build(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testutil.UniqueImage(t, name, platforms.DefaultSpec(), docker, c)
 }
 
 // ociSeed is an OCI image-layout tar of b, compressed as a whole with c.
@@ -271,15 +258,7 @@ func checkImages(c *client.Client, ns string, names []string, labels map[string]
 
 func imageNames(t *testing.T, c *client.Client, ns string) []string {
 	t.Helper()
-	imgs, err := c.ImageService().List(nsCtx(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, img := range imgs {
-		out = append(out, img.Name)
-	}
-	return out
+	return testutil.Keys(harness.Images(t, c, ns))
 }
 
 // assertNoLeases checks that no ctr-seed lease is left in ns (a failed
