@@ -34,22 +34,38 @@ import (
 //	    "pin": false,
 //	    "daemonApply": false,
 //	    "layerLimits": {"ratio": 200, "allowance": 1073741824, "maxBytes": 0},  // absent: the defaults
-//	    "discardUnpackedLayers": false, "syncFs": false
+//	    "discardUnpackedLayers": false, "syncFs": false,
+//	    "digestRefs": false,                // repo@digest beside every repo:tag
+//	    "verify": {                         // absent: nothing is checked
+//	      "keys": [{"name": "cosign.pub", "pem": "-----BEGIN PUBLIC KEY-----…"}],
+//	      "mode": "always",                 // or "if-signed"; "": always
+//	      "ignoreIdentity": false
+//	    }
 //	  }
 //	}
+//
+// The client's progress observer, blob and unpack concurrency and lease
+// expiry do not travel: the daemon uses its own.
 //
 // Version 0 is what ctr-seed sent before there was a version: no
 // "version" key, Go's field names (which decode into the same fields, as
 // JSON names match case-insensitively), and the layer limits as top-level
-// "MaxLayerRatio" and "MaxLayerBytes". It is still accepted. A request of
+// "maxLayerRatio" and "maxLayerBytes" (sent as "MaxLayerRatio",
+// "MaxLayerBytes"). It is still accepted. A request of
 // a newer version than this build's is refused (errdefs.ErrNotImplemented).
 //
 // Reply:
 //
 //	{"version": 1, "images": [{"seed": "/abs/path", "names": ["docker.io/library/alpine:3.20"],
 //	  "target": "sha256:…", "mediaType": "…", "fromSeed": 123, "fromRegistry": 0,
-//	  "duration": 1500000000, "fromStore": 2, "err": "…", "skipped": "…"}]}   // duration in ns; err "" when the image
-//	                                                          // landed; skipped: why it was left out
+//	  "duration": 1500000000, "fromStore": 2, "signatures": 1,
+//	  "err": "…", "skipped": "…", "warning": "…"}]}
+//
+// duration is in ns; err is "" when the image landed; skipped says why it
+// was left out on purpose; warning is said of an image that landed anyway
+// (unsigned, let in by verify "if-signed"); signatures counts the
+// signature manifests kept with it; fromStore counts the blobs the store
+// already had.
 
 // Version is the schema version this build sends and the newest it reads.
 const Version = 1
@@ -119,6 +135,7 @@ type image struct {
 	Skipped      string        `json:"skipped,omitempty"`
 	FromStore    int           `json:"fromStore,omitempty"`
 	Warning      string        `json:"warning,omitempty"`
+	Signatures   int           `json:"signatures,omitempty"`
 }
 
 // encodeRequest is the client's side: what a request for seeds with opts
@@ -192,7 +209,7 @@ func encodeReply(results []importer.ImageResult) ([]byte, error) {
 	rep := reply{Version: Version}
 	for _, r := range results {
 		im := image{Seed: r.Seed, Names: r.Names, Target: r.Target, MediaType: r.MediaType,
-			FromSeed: r.FromSeed, FromRegistry: r.FromRegistry, Duration: int64(r.Duration), Skipped: r.Skipped, FromStore: r.FromStore, Warning: r.Warning}
+			FromSeed: r.FromSeed, FromRegistry: r.FromRegistry, Duration: int64(r.Duration), Skipped: r.Skipped, FromStore: r.FromStore, Warning: r.Warning, Signatures: r.Signatures}
 		if r.Err != nil {
 			im.Err = r.Err.Error()
 		}
@@ -209,7 +226,7 @@ func decodeReply(b []byte) ([]importer.ImageResult, error) {
 	var results []importer.ImageResult
 	for _, im := range rep.Images {
 		r := importer.ImageResult{Seed: im.Seed, Names: im.Names, Target: im.Target, MediaType: im.MediaType,
-			FromSeed: im.FromSeed, FromRegistry: im.FromRegistry, Duration: time.Duration(im.Duration), Skipped: im.Skipped, FromStore: im.FromStore, Warning: im.Warning}
+			FromSeed: im.FromSeed, FromRegistry: im.FromRegistry, Duration: time.Duration(im.Duration), Skipped: im.Skipped, FromStore: im.FromStore, Warning: im.Warning, Signatures: im.Signatures}
 		if im.Err != "" {
 			r.Err = errors.New(im.Err)
 		}
