@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
+	"github.com/ctr-seed/ctr-seed/internal/setting"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )
@@ -90,10 +92,34 @@ func spoolFlags() []cli.Flag {
 func layerLimits(cmd *cli.Command) (layerlimit.Limits, error) {
 	l := layerlimit.Default()
 	l.Ratio, l.MaxBytes = int(cmd.Int("max-layer-ratio")), cmd.Int64("max-layer-bytes")
-	if err := l.Validate("--max-layer-ratio", "--max-layer-bytes"); err != nil {
-		return l, usageError{err}
+	if err := l.Validate(); err != nil {
+		return l, optionError(err)
 	}
 	return l, nil
+}
+
+// flagOf is the flag that sets an option, by the option's key (the toml
+// key its validation names, as the plugin's config does).
+var flagOf = map[string]string{
+	"max_layer_ratio":         "--max-layer-ratio",
+	"max_layer_bytes":         "--max-layer-bytes",
+	"discard_unpacked_layers": "--discard-unpacked-layers",
+	"verify":                  "--verify",
+	"verify_keys":             "--verify-key",
+}
+
+// optionError is a usage error of the options' validation, naming the
+// flag where the options name their key.
+func optionError(err error) error {
+	var se *setting.Error
+	if errors.As(err, &se) {
+		if f, ok := flagOf[se.Key]; ok {
+			named := *se
+			named.Key = f
+			return usageError{&named}
+		}
+	}
+	return usageError{err}
 }
 
 // spoolOptions reads --max-spool-bytes.

@@ -42,9 +42,6 @@ func importCommand() *cli.Command {
 			opts.BaseName, opts.Digests = cmd.String("base-name"), cmd.Bool("digests")
 			opts.SkipDigestForNamed, opts.IndexName = cmd.Bool("skip-digest-for-named"), cmd.String("index-name")
 			opts.SkipMissing = cmd.Bool("skip-missing")
-			if opts.Verify, err = verifyOptions(cmd); err != nil {
-				return err
-			}
 			if cmd.Bool("in-daemon") {
 				return runImportInDaemon(ctx, cmd, opts)
 			}
@@ -53,7 +50,8 @@ func importCommand() *cli.Command {
 	}
 }
 
-// importOptions reads the flags import and pull share.
+// importOptions reads the flags import and pull share, and checks them as
+// the importer will.
 func importOptions(cmd *cli.Command) (importer.Options, error) {
 	ps, err := parsePlatforms(cmd.StringSlice("platform"))
 	if err != nil {
@@ -67,13 +65,15 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 	if err != nil {
 		return importer.Options{}, err
 	}
-	if cmd.Bool("discard-unpacked-layers") && cmd.Bool("no-unpack") {
-		return importer.Options{}, usageError{fmt.Errorf("--discard-unpacked-layers cannot be used with --no-unpack")}
+	verify, err := verifyOptions(cmd)
+	if err != nil {
+		return importer.Options{}, err
 	}
-	return importer.Options{
+	opts := importer.Options{
+		Verify:                verify,
 		DiscardUnpackedLayers: cmd.Bool("discard-unpacked-layers"),
 		SyncFs:                cmd.Bool("sync-fs"),
-		Limits:                limits,
+		Limits:                &limits,
 		Snapshotter:           cmd.String("snapshotter"),
 		NoUnpack:              cmd.Bool("no-unpack"),
 		DaemonApply:           cmd.Bool("daemon-apply"),
@@ -82,7 +82,11 @@ func importOptions(cmd *cli.Command) (importer.Options, error) {
 		Labels:                labels,
 		Pin:                   cmd.Bool("pin"),
 		DigestRefs:            cmd.Bool("digest-refs"),
-	}, nil
+	}
+	if err := opts.Validate(); err != nil {
+		return opts, optionError(err)
+	}
+	return opts, nil
 }
 
 // runImport imports every seed that opens; one that does not (missing,
@@ -226,7 +230,8 @@ func verifyFlags() []cli.Flag {
 }
 
 // verifyOptions reads --verify-key, --verify and --verify-ignore-identity;
-// a key that cannot be read or parsed is a usage error naming it.
+// a key that cannot be read is a usage error naming it (one that is no
+// key is importer.Options.Validate's).
 func verifyOptions(cmd *cli.Command) (trust.Options, error) {
 	o := trust.Options{Mode: cmd.String("verify"), IgnoreIdentity: cmd.Bool("verify-ignore-identity")}
 	for _, p := range cmd.StringSlice("verify-key") {
@@ -236,11 +241,7 @@ func verifyOptions(cmd *cli.Command) (trust.Options, error) {
 		}
 		o.Keys = append(o.Keys, trust.Key{Name: filepath.Base(p), PEM: b})
 	}
-	if o.Enabled() {
-		if _, err := trust.New(o); err != nil {
-			return o, usageError{err}
-		}
-	} else if cmd.IsSet("verify") || o.IgnoreIdentity {
+	if !o.Enabled() && (cmd.IsSet("verify") || o.IgnoreIdentity) {
 		return o, usageError{fmt.Errorf("--verify and --verify-ignore-identity need --verify-key")}
 	}
 	return o, nil

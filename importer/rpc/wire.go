@@ -142,12 +142,15 @@ type image struct {
 // is on the wire. The client-only options (Observer, concurrency, lease
 // expiry) do not travel: the daemon uses its own.
 func encodeRequest(seeds []string, o importer.Options) ([]byte, error) {
-	l := o.Limits
+	var ll *limits
+	if l := o.Limits; l != nil {
+		ll = &limits{Ratio: l.Ratio, Allowance: l.Allowance, MaxBytes: l.MaxBytes}
+	}
 	return json.Marshal(request{Version: Version, Seeds: seeds, Options: options{
 		Snapshotter: o.Snapshotter, NoUnpack: o.NoUnpack, Platforms: o.Platforms, AllPlatforms: o.AllPlatforms,
 		SkipMissing: o.SkipMissing, BaseName: o.BaseName, Digests: o.Digests, SkipDigestForNamed: o.SkipDigestForNamed,
 		IndexName: o.IndexName, Labels: o.Labels, Pin: o.Pin, DaemonApply: o.DaemonApply,
-		LayerLimits:   &limits{Ratio: l.Ratio, Allowance: l.Allowance, MaxBytes: l.MaxBytes},
+		LayerLimits:   ll,
 		DiscardLayers: o.DiscardUnpackedLayers, SyncFs: o.SyncFs, DigestRefs: o.DigestRefs,
 		Verify: encodeVerify(o.Verify),
 	}})
@@ -169,7 +172,6 @@ func decodeRequest(b []byte) (seeds []string, o importer.Options, err error) {
 		SkipMissing: w.SkipMissing, BaseName: w.BaseName, Digests: w.Digests, SkipDigestForNamed: w.SkipDigestForNamed,
 		IndexName: w.IndexName, Labels: w.Labels, Pin: w.Pin, DaemonApply: w.DaemonApply,
 		DiscardUnpackedLayers: w.DiscardLayers, SyncFs: w.SyncFs, DigestRefs: w.DigestRefs,
-		Limits: layerlimit.Default(),
 	}
 	if v := w.Verify; v != nil {
 		o.Verify = trust.Options{Mode: v.Mode, IgnoreIdentity: v.IgnoreIdentity}
@@ -177,19 +179,25 @@ func decodeRequest(b []byte) (seeds []string, o importer.Options, err error) {
 			o.Verify.Keys = append(o.Verify.Keys, trust.Key{Name: k.Name, PEM: []byte(k.PEM)})
 		}
 	}
+	// Absent limits stay nil: the importer's default cap.
 	switch {
 	case w.LayerLimits != nil:
-		o.Limits = layerlimit.Limits{Ratio: w.LayerLimits.Ratio, Allowance: w.LayerLimits.Allowance, MaxBytes: w.LayerLimits.MaxBytes}
-	case r.Version == 0:
+		o.Limits = &layerlimit.Limits{Ratio: w.LayerLimits.Ratio, Allowance: w.LayerLimits.Allowance, MaxBytes: w.LayerLimits.MaxBytes}
+	case r.Version == 0 && (r.MaxLayerRatio != nil || r.MaxLayerBytes != nil):
+		l := layerlimit.Default()
 		if r.MaxLayerRatio != nil {
-			o.Limits.Ratio = *r.MaxLayerRatio
+			l.Ratio = *r.MaxLayerRatio
 		}
 		if r.MaxLayerBytes != nil {
-			o.Limits.MaxBytes = *r.MaxLayerBytes
+			l.MaxBytes = *r.MaxLayerBytes
 		}
+		o.Limits = &l
 	}
-	if err := o.Limits.Validate("layer ratio", "layer bytes"); err != nil {
-		return nil, o, fmt.Errorf("ctr-seed import request: %w", err)
+	// The rest of the options is checked by importer.New, once.
+	if o.Limits != nil {
+		if err := o.Limits.Validate(); err != nil {
+			return nil, o, fmt.Errorf("ctr-seed import request: %w", err)
+		}
 	}
 	return r.Seeds, o, nil
 }

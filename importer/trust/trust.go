@@ -17,6 +17,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/internal/setting"
 	distref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -37,12 +38,12 @@ type Options struct {
 	// Keys are PEM public keys (as cosign generate-key-pair writes
 	// cosign.pub: ECDSA P-256; also RSA and ed25519), each named for the
 	// error lines (its file name).
-	Keys []Key
+	Keys []Key `toml:"verify_keys"`
 	// Mode is Always (the default when keys are given) or IfSigned.
-	Mode string
+	Mode string `toml:"verify"`
 	// IgnoreIdentity skips the check that the payload names the image's
 	// repository.
-	IgnoreIdentity bool
+	IgnoreIdentity bool `toml:"verify_ignore_identity"`
 }
 
 // Key is one trusted public key.
@@ -72,7 +73,7 @@ func New(o Options) (*Policy, error) {
 		o.Mode = Always
 	case Always, IfSigned:
 	default:
-		return nil, fmt.Errorf("verify mode %q: want %s or %s: %w", o.Mode, Always, IfSigned, errdefs.ErrInvalidArgument)
+		return nil, setting.Invalid(o, "Mode", o.Mode, fmt.Sprintf("want %s or %s", Always, IfSigned))
 	}
 	p := &Policy{opts: o}
 	for _, k := range o.Keys {
