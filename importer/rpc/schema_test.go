@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/ctr-seed/ctr-seed/importer"
+	"github.com/ctr-seed/ctr-seed/importer/trust"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 )
 
 // clientOnly are the importer.Options that do not cross the wire, each
@@ -132,7 +135,8 @@ func TestEveryResultTravels(t *testing.T) {
 	}
 }
 
-// TestSchemaDocumented: every wire key is in the schema's doc comment
+// TestSchemaDocumented: every wire key is explicit (a json tag; "-" for
+// exactly the client-only options) and in the schema's doc comment
 // (wire.go), the one description of the protocol.
 func TestSchemaDocumented(t *testing.T) {
 	src, err := os.ReadFile("wire.go")
@@ -143,17 +147,54 @@ func TestSchemaDocumented(t *testing.T) {
 	if !ok {
 		t.Fatal("wire.go: no Version constant after the schema's doc")
 	}
-	for _, typ := range []any{request{}, options{}, verify{}, verifyKey{}, limits{}, reply{}, image{}} {
+	for _, typ := range []any{request{}, importer.Options{}, trust.Options{}, trust.Key{}, layerlimit.Limits{}, reply{}, image{}} {
 		rt := reflect.TypeOf(typ)
 		for i := 0; i < rt.NumField(); i++ {
-			key, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			f := rt.Field(i)
+			key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			_, own := clientOnly[f.Name]
+			if own = own && rt == reflect.TypeOf(importer.Options{}); own != (key == "-") {
+				t.Errorf("%s.%s: wire key %q; want \"-\" exactly for the options in clientOnly", rt.Name(), f.Name, key)
+			}
 			if key == "" || key == "-" {
-				t.Errorf("%s.%s: no explicit wire key", rt.Name(), rt.Field(i).Name)
+				if key == "" {
+					t.Errorf("%s.%s: no explicit wire key", rt.Name(), f.Name)
+				}
 				continue
 			}
 			if !regexp.MustCompile(`"` + regexp.QuoteMeta(key) + `"`).MatchString(doc) {
 				t.Errorf("%s.%s: wire key %q is not in the schema's doc (wire.go)", rt.Name(), rt.Field(i).Name, key)
 			}
 		}
+	}
+}
+
+// testdata/request-v1.json is what the build before the options were
+// encoded generically sent: it decodes to the same options, and this
+// build sends the same JSON (keys and values; their order aside), so
+// neither side of a mixed pair notices.
+func TestRequestV1Golden(t *testing.T) {
+	b, err := os.ReadFile("testdata/request-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := want
+	o.DigestRefs, o.SyncFs, o.DiscardUnpackedLayers, o.IndexName, o.BaseName = true, true, true, "idx", "registry.local/app"
+	o.Verify = trust.Options{Keys: []trust.Key{{Name: "cosign.pub", PEM: []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")}}, Mode: "if-signed", IgnoreIdentity: true}
+	seeds, got, err := decodeRequest(b)
+	if err != nil || !reflect.DeepEqual(seeds, []string{"/var/lib/seeds/app.tar"}) || !reflect.DeepEqual(got, o) {
+		t.Errorf("v1 request decoded to %v, %+v, %v; want %+v", seeds, got, err, o)
+	}
+	sent, err := encodeRequest(seeds, o)
+	var a, w map[string]any
+	json.Unmarshal(sent, &a)
+	json.Unmarshal(b, &w)
+	if err != nil || !reflect.DeepEqual(a, w) {
+		t.Errorf("v1 request encoded as\n%s\nwant\n%s", sent, b)
+	}
+	// Without keys, no "verify": as before, and what the doc says.
+	o.Verify = trust.Options{Mode: trust.Always}
+	if sent, _ = encodeRequest(nil, o); strings.Contains(string(sent), `"verify"`) {
+		t.Errorf("no keys, sent %s", sent)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/ctr-seed/ctr-seed/importer/trust"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // The wire schema, version 1. Request and reply are JSON objects, each in
@@ -44,8 +43,11 @@ import (
 //	  }
 //	}
 //
-// The client's progress observer, blob and unpack concurrency and lease
-// expiry do not travel: the daemon uses its own.
+// "options" is importer.Options under the json keys its fields spell out
+// (layerlimit.Limits and trust.Options for the nested ones); a new option
+// is a field with its key, listed here (TestSchemaDocumented fails until it
+// is). The client's progress observer, blob and unpack concurrency, lease
+// expiry and pull labels (json "-") do not travel: the daemon uses its own.
 //
 // Version 0 is what ctr-seed sent before there was a version: no
 // "version" key, Go's field names (which decode into the same fields, as
@@ -73,49 +75,13 @@ const Version = 1
 type request struct {
 	Version int      `json:"version"`
 	Seeds   []string `json:"seeds"`
-	Options options  `json:"options"`
+	// Options travel under their json keys, explicit on every field
+	// (TestSchemaDocumented): renaming a Go field changes nothing here.
+	Options importer.Options `json:"options"`
 
 	// Version 0 only.
 	MaxLayerRatio *int   `json:"maxLayerRatio,omitempty"`
 	MaxLayerBytes *int64 `json:"maxLayerBytes,omitempty"`
-}
-
-type options struct {
-	Snapshotter        string             `json:"snapshotter,omitempty"`
-	NoUnpack           bool               `json:"noUnpack,omitempty"`
-	Platforms          []ocispec.Platform `json:"platforms,omitempty"`
-	AllPlatforms       bool               `json:"allPlatforms,omitempty"`
-	SkipMissing        bool               `json:"skipMissing,omitempty"`
-	BaseName           string             `json:"baseName,omitempty"`
-	Digests            bool               `json:"digests,omitempty"`
-	SkipDigestForNamed bool               `json:"skipDigestForNamed,omitempty"`
-	IndexName          string             `json:"indexName,omitempty"`
-	Labels             map[string]string  `json:"labels,omitempty"`
-	Pin                bool               `json:"pin,omitempty"`
-	DaemonApply        bool               `json:"daemonApply,omitempty"`
-	LayerLimits        *limits            `json:"layerLimits,omitempty"`
-	DiscardLayers      bool               `json:"discardUnpackedLayers,omitempty"`
-	SyncFs             bool               `json:"syncFs,omitempty"`
-	DigestRefs         bool               `json:"digestRefs,omitempty"`
-	Verify             *verify            `json:"verify,omitempty"`
-}
-
-// verify is trust.Options: the keys travel as their PEM text.
-type verify struct {
-	Keys           []verifyKey `json:"keys"`
-	Mode           string      `json:"mode,omitempty"`
-	IgnoreIdentity bool        `json:"ignoreIdentity,omitempty"`
-}
-
-type verifyKey struct {
-	Name string `json:"name"`
-	PEM  string `json:"pem"`
-}
-
-type limits struct {
-	Ratio     int   `json:"ratio"`
-	Allowance int64 `json:"allowance"`
-	MaxBytes  int64 `json:"maxBytes"`
 }
 
 type reply struct {
@@ -139,21 +105,13 @@ type image struct {
 }
 
 // encodeRequest is the client's side: what a request for seeds with opts
-// is on the wire. The client-only options (Observer, concurrency, lease
-// expiry) do not travel: the daemon uses its own.
+// is on the wire. The client-only options (json "-": the observer,
+// concurrency, lease expiry) do not travel: the daemon uses its own.
 func encodeRequest(seeds []string, o importer.Options) ([]byte, error) {
-	var ll *limits
-	if l := o.Limits; l != nil {
-		ll = &limits{Ratio: l.Ratio, Allowance: l.Allowance, MaxBytes: l.MaxBytes}
+	if !o.Verify.Enabled() {
+		o.Verify = trust.Options{} // "verify" absent: nothing is checked
 	}
-	return json.Marshal(request{Version: Version, Seeds: seeds, Options: options{
-		Snapshotter: o.Snapshotter, NoUnpack: o.NoUnpack, Platforms: o.Platforms, AllPlatforms: o.AllPlatforms,
-		SkipMissing: o.SkipMissing, BaseName: o.BaseName, Digests: o.Digests, SkipDigestForNamed: o.SkipDigestForNamed,
-		IndexName: o.IndexName, Labels: o.Labels, Pin: o.Pin, DaemonApply: o.DaemonApply,
-		LayerLimits:   ll,
-		DiscardLayers: o.DiscardUnpackedLayers, SyncFs: o.SyncFs, DigestRefs: o.DigestRefs,
-		Verify: encodeVerify(o.Verify),
-	}})
+	return json.Marshal(request{Version: Version, Seeds: seeds, Options: o})
 }
 
 // decodeRequest is the daemon's side, for every version it knows.
@@ -166,24 +124,9 @@ func decodeRequest(b []byte) (seeds []string, o importer.Options, err error) {
 		return nil, o, fmt.Errorf("ctr-seed import request: version %d, this containerd-seed reads up to %d (upgrade it): %w",
 			r.Version, Version, errdefs.ErrNotImplemented)
 	}
-	w := r.Options
-	o = importer.Options{
-		Snapshotter: w.Snapshotter, NoUnpack: w.NoUnpack, Platforms: w.Platforms, AllPlatforms: w.AllPlatforms,
-		SkipMissing: w.SkipMissing, BaseName: w.BaseName, Digests: w.Digests, SkipDigestForNamed: w.SkipDigestForNamed,
-		IndexName: w.IndexName, Labels: w.Labels, Pin: w.Pin, DaemonApply: w.DaemonApply,
-		DiscardUnpackedLayers: w.DiscardLayers, SyncFs: w.SyncFs, DigestRefs: w.DigestRefs,
-	}
-	if v := w.Verify; v != nil {
-		o.Verify = trust.Options{Mode: v.Mode, IgnoreIdentity: v.IgnoreIdentity}
-		for _, k := range v.Keys {
-			o.Verify.Keys = append(o.Verify.Keys, trust.Key{Name: k.Name, PEM: []byte(k.PEM)})
-		}
-	}
+	o = r.Options
 	// Absent limits stay nil: the importer's default cap.
-	switch {
-	case w.LayerLimits != nil:
-		o.Limits = &layerlimit.Limits{Ratio: w.LayerLimits.Ratio, Allowance: w.LayerLimits.Allowance, MaxBytes: w.LayerLimits.MaxBytes}
-	case r.Version == 0 && (r.MaxLayerRatio != nil || r.MaxLayerBytes != nil):
+	if r.Version == 0 && o.Limits == nil && (r.MaxLayerRatio != nil || r.MaxLayerBytes != nil) {
 		l := layerlimit.Default()
 		if r.MaxLayerRatio != nil {
 			l.Ratio = *r.MaxLayerRatio
@@ -200,17 +143,6 @@ func decodeRequest(b []byte) (seeds []string, o importer.Options, err error) {
 		}
 	}
 	return r.Seeds, o, nil
-}
-
-func encodeVerify(o trust.Options) *verify {
-	if !o.Enabled() {
-		return nil
-	}
-	v := &verify{Mode: o.Mode, IgnoreIdentity: o.IgnoreIdentity}
-	for _, k := range o.Keys {
-		v.Keys = append(v.Keys, verifyKey{Name: k.Name, PEM: string(k.PEM)})
-	}
-	return v
 }
 
 func encodeReply(results []importer.ImageResult) ([]byte, error) {

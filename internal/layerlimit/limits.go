@@ -35,9 +35,9 @@ const (
 // max(Ratio × compressed, Allowance) when Ratio > 0, and beyond MaxBytes
 // when MaxBytes > 0. The zero value caps nothing.
 type Limits struct {
-	Ratio     int   `toml:"max_layer_ratio"`
-	Allowance int64 `toml:"layer_allowance"`
-	MaxBytes  int64 `toml:"max_layer_bytes"`
+	Ratio     int   `toml:"max_layer_ratio" json:"ratio"`
+	Allowance int64 `toml:"layer_allowance" json:"allowance"`
+	MaxBytes  int64 `toml:"max_layer_bytes" json:"maxBytes"`
 }
 
 // Default is the cap every command and the plugin start from.
