@@ -53,35 +53,21 @@ func importCommand() *cli.Command {
 // importOptions reads the flags import and pull share, and checks them as
 // the importer will.
 func importOptions(cmd *cli.Command) (importer.Options, error) {
-	ps, err := parsePlatforms(cmd.StringSlice("platform"))
-	if err != nil {
-		return importer.Options{}, err
-	}
-	labels, err := parseLabels(cmd.StringSlice("label"))
-	if err != nil {
-		return importer.Options{}, err
+	var opts importer.Options
+	for _, f := range importFlags() {
+		if f.set != nil {
+			if err := f.set(cmd, &opts); err != nil {
+				return opts, err
+			}
+		}
 	}
 	limits, err := layerLimits(cmd)
 	if err != nil {
-		return importer.Options{}, err
+		return opts, err
 	}
-	verify, err := verifyOptions(cmd)
-	if err != nil {
-		return importer.Options{}, err
-	}
-	opts := importer.Options{
-		Verify:                verify,
-		DiscardUnpackedLayers: cmd.Bool("discard-unpacked-layers"),
-		SyncFs:                cmd.Bool("sync-fs"),
-		Limits:                &limits,
-		Snapshotter:           cmd.String("snapshotter"),
-		NoUnpack:              cmd.Bool("no-unpack"),
-		DaemonApply:           cmd.Bool("daemon-apply"),
-		Platforms:             ps,
-		AllPlatforms:          cmd.Bool("all-platforms"),
-		Labels:                labels,
-		Pin:                   cmd.Bool("pin"),
-		DigestRefs:            cmd.Bool("digest-refs"),
+	opts.Limits = &limits
+	if opts.Verify, err = verifyOptions(cmd); err != nil {
+		return opts, err
 	}
 	if err := opts.Validate(); err != nil {
 		return opts, optionError(err)
