@@ -24,7 +24,7 @@ func (im *Importer) layerLimits() layerlimit.Limits {
 	if im.opts.NoUnpack {
 		return layerlimit.Limits{}
 	}
-	return im.opts.Limits
+	return *im.opts.Limits // New set it
 }
 
 // applierFor returns what applies j's layers, and whether layers must be

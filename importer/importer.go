@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
 	"github.com/ctr-seed/ctr-seed/importer/trust"
+	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -36,6 +37,10 @@ type Importer struct {
 // Its errors are the options' (keys that are no public keys, an unknown
 // verify mode) and the services missing for them.
 func New(svc Services, opts Options) (*Importer, error) {
+	p, err := opts.policy()
+	if err != nil {
+		return nil, err
+	}
 	if opts.Snapshotter == "" {
 		opts.Snapshotter = defaults.DefaultSnapshotter
 	}
@@ -48,6 +53,11 @@ func New(svc Services, opts Options) (*Importer, error) {
 	if opts.UnpackConcurrency <= 0 {
 		opts.UnpackConcurrency = runtime.NumCPU()
 	}
+	limits := layerlimit.Default()
+	if opts.Limits != nil {
+		limits = *opts.Limits // a copy: the caller's may change
+	}
+	opts.Limits = &limits
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
@@ -57,15 +67,7 @@ func New(svc Services, opts Options) (*Importer, error) {
 	if svc.Limiter == nil {
 		svc.Limiter = DefaultLimiter()
 	}
-	im := &Importer{svc: svc, opts: opts, local: &sync.Map{}, caps: &sync.Map{}}
-	if opts.Verify.Enabled() {
-		p, err := trust.New(opts.Verify)
-		if err != nil {
-			return nil, err
-		}
-		im.policy = p
-	}
-	return im, nil
+	return &Importer{svc: svc, opts: opts, local: &sync.Map{}, caps: &sync.Map{}, policy: p}, nil
 }
 
 // platformMatcher is what content is imported for.

@@ -75,8 +75,9 @@ func initFn(ic *cplugin.InitContext) (any, error) {
 	}
 	lg := log.G(ic.Context).WithField("plugin", string(Type)+"."+ID)
 	cfg, err := seeddir.ConfigFromTable(*table)
+	var set seeddir.Settings
 	if err == nil {
-		_, err = cfg.Settings() // key files, platforms, caps: checked now, said once
+		set, err = cfg.Settings() // key files, platforms, caps: read and checked once, now
 	}
 	if err != nil {
 		// Fail closed: no seed is imported with a config that says
@@ -97,7 +98,7 @@ func initFn(ic *cplugin.InitContext) (any, error) {
 	}
 	// What happens to each seed is published on containerd's event
 	// service (/ctr-seed/seed/...): `ctr events` shows it.
-	svc, err := seeddir.New(c, cfg, root, seeddir.WithObserver(seeddir.Publish(c.EventService())))
+	svc, err := seeddir.New(c, set, root, seeddir.WithObserver(seeddir.Publish(c.EventService())))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("seed importer: %w", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/ctr-seed/ctr-seed/fetcher"
 	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
+	"github.com/ctr-seed/ctr-seed/internal/setting"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v3"
 )
@@ -50,21 +52,59 @@ func newClient(ctx context.Context, cmd *cli.Command) (*client.Client, context.C
 	return c, namespaces.WithNamespace(ctx, ns), nil
 }
 
+// importFlag is a flag of import and pull and the importer option it
+// sets (nil: none). A new setting is a field of importer.Options and one
+// entry in importFlags.
+type importFlag struct {
+	flag cli.Flag
+	set  func(*cli.Command, *importer.Options) error
+}
+
+// importFlags are the flags import and pull share, read by importOptions
+// in this order (the layer caps and the trust flags are shared with
+// verify and read on their own).
+func importFlags() []importFlag {
+	return []importFlag{
+		{&cli.StringFlag{Name: "snapshotter", Usage: "snapshotter name", Value: defaults.DefaultSnapshotter, Sources: cli.EnvVars("CONTAINERD_SNAPSHOTTER")},
+			func(c *cli.Command, o *importer.Options) error { o.Snapshotter = c.String("snapshotter"); return nil }},
+		{&cli.BoolFlag{Name: "no-unpack", Usage: "store content and records only, do not unpack"},
+			func(c *cli.Command, o *importer.Options) error { o.NoUnpack = c.Bool("no-unpack"); return nil }},
+		{&cli.BoolFlag{Name: "discard-unpacked-layers", Usage: "let the garbage collector remove layer blobs once unpacked (as CRI's discard_unpacked_layers)"},
+			func(c *cli.Command, o *importer.Options) error {
+				o.DiscardUnpackedLayers = c.Bool("discard-unpacked-layers")
+				return nil
+			}},
+		{&cli.BoolFlag{Name: "sync-fs", Usage: "sync each layer's filesystem before its snapshot is committed"},
+			func(c *cli.Command, o *importer.Options) error { o.SyncFs = c.Bool("sync-fs"); return nil }},
+		{&cli.BoolFlag{Name: "daemon-apply", Usage: "apply layers with containerd's diff service (as ctr does), even when the snapshots are on this node and ctr-seed could apply them itself", Sources: cli.EnvVars("CTR_SEED_DAEMON_APPLY")},
+			func(c *cli.Command, o *importer.Options) error { o.DaemonApply = c.Bool("daemon-apply"); return nil }},
+		{&cli.BoolFlag{Name: "all-platforms", Usage: "import content for all platforms (only --platform or the host's is unpacked)"},
+			func(c *cli.Command, o *importer.Options) error { o.AllPlatforms = c.Bool("all-platforms"); return nil }},
+		{&cli.StringSliceFlag{Name: "platform", Usage: "platform to import and unpack (repeatable); default: the host's"},
+			func(c *cli.Command, o *importer.Options) (err error) {
+				o.Platforms, err = parsePlatforms(c.StringSlice("platform"))
+				return err
+			}},
+		{&cli.StringSliceFlag{Name: "label", Usage: "label to add to the images (key=value, repeatable)"},
+			func(c *cli.Command, o *importer.Options) (err error) {
+				o.Labels, err = parseLabels(c.StringSlice("label"))
+				return err
+			}},
+		{&cli.BoolFlag{Name: "pin", Usage: "pin the images (io.cri-containerd.pinned=pinned) so kubelet never removes them"},
+			func(c *cli.Command, o *importer.Options) error { o.Pin = c.Bool("pin"); return nil }},
+		{&cli.BoolFlag{Name: "digest-refs", Usage: "record repo@sha256:… beside every repo:tag, as a pull through CRI does"},
+			func(c *cli.Command, o *importer.Options) error { o.DigestRefs = c.Bool("digest-refs"); return nil }},
+		{&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"}, nil},
+	}
+}
+
 // commonImportFlags are shared by import and pull.
 func commonImportFlags() []cli.Flag {
-	return append([]cli.Flag{
-		&cli.StringFlag{Name: "snapshotter", Usage: "snapshotter name", Value: defaults.DefaultSnapshotter, Sources: cli.EnvVars("CONTAINERD_SNAPSHOTTER")},
-		&cli.BoolFlag{Name: "no-unpack", Usage: "store content and records only, do not unpack"},
-		&cli.BoolFlag{Name: "discard-unpacked-layers", Usage: "let the garbage collector remove layer blobs once unpacked (as CRI's discard_unpacked_layers)"},
-		&cli.BoolFlag{Name: "sync-fs", Usage: "sync each layer's filesystem before its snapshot is committed"},
-		&cli.BoolFlag{Name: "daemon-apply", Usage: "apply layers with containerd's diff service (as ctr does), even when the snapshots are on this node and ctr-seed could apply them itself", Sources: cli.EnvVars("CTR_SEED_DAEMON_APPLY")},
-		&cli.BoolFlag{Name: "all-platforms", Usage: "import content for all platforms (only --platform or the host's is unpacked)"},
-		&cli.StringSliceFlag{Name: "platform", Usage: "platform to import and unpack (repeatable); default: the host's"},
-		&cli.StringSliceFlag{Name: "label", Usage: "label to add to the images (key=value, repeatable)"},
-		&cli.BoolFlag{Name: "pin", Usage: "pin the images (io.cri-containerd.pinned=pinned) so kubelet never removes them"},
-		&cli.BoolFlag{Name: "digest-refs", Usage: "record repo@sha256:… beside every repo:tag, as a pull through CRI does"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
-	}, layerLimitFlags()...)
+	var flags []cli.Flag
+	for _, f := range importFlags() {
+		flags = append(flags, f.flag)
+	}
+	return append(flags, layerLimitFlags()...)
 }
 
 // layerLimitFlags are the decompression-bomb caps of import, pull and
@@ -90,10 +130,34 @@ func spoolFlags() []cli.Flag {
 func layerLimits(cmd *cli.Command) (layerlimit.Limits, error) {
 	l := layerlimit.Default()
 	l.Ratio, l.MaxBytes = int(cmd.Int("max-layer-ratio")), cmd.Int64("max-layer-bytes")
-	if err := l.Validate("--max-layer-ratio", "--max-layer-bytes"); err != nil {
-		return l, usageError{err}
+	if err := l.Validate(); err != nil {
+		return l, optionError(err)
 	}
 	return l, nil
+}
+
+// flagOf is the flag that sets an option, by the option's key (the toml
+// key its validation names, as the plugin's config does).
+var flagOf = map[string]string{
+	"max_layer_ratio":         "--max-layer-ratio",
+	"max_layer_bytes":         "--max-layer-bytes",
+	"discard_unpacked_layers": "--discard-unpacked-layers",
+	"verify":                  "--verify",
+	"verify_keys":             "--verify-key",
+}
+
+// optionError is a usage error of the options' validation, naming the
+// flag where the options name their key.
+func optionError(err error) error {
+	var se *setting.Error
+	if errors.As(err, &se) {
+		if f, ok := flagOf[se.Key]; ok {
+			named := *se
+			named.Key = f
+			return usageError{&named}
+		}
+	}
+	return usageError{err}
 }
 
 // spoolOptions reads --max-spool-bytes.

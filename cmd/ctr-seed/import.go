@@ -41,9 +41,6 @@ func importCommand() *cli.Command {
 			opts.BaseName, opts.Digests = cmd.String("base-name"), cmd.Bool("digests")
 			opts.SkipDigestForNamed, opts.IndexName = cmd.Bool("skip-digest-for-named"), cmd.String("index-name")
 			opts.SkipMissing = cmd.Bool("skip-missing")
-			if opts.Verify, err = verifyOptions(cmd); err != nil {
-				return err
-			}
 			if cmd.Bool("in-daemon") {
 				return runImportInDaemon(ctx, cmd, opts)
 			}
@@ -52,36 +49,29 @@ func importCommand() *cli.Command {
 	}
 }
 
-// importOptions reads the flags import and pull share.
+// importOptions reads the flags import and pull share, and checks them as
+// the importer will.
 func importOptions(cmd *cli.Command) (importer.Options, error) {
-	ps, err := parsePlatforms(cmd.StringSlice("platform"))
-	if err != nil {
-		return importer.Options{}, err
-	}
-	labels, err := parseLabels(cmd.StringSlice("label"))
-	if err != nil {
-		return importer.Options{}, err
+	var opts importer.Options
+	for _, f := range importFlags() {
+		if f.set != nil {
+			if err := f.set(cmd, &opts); err != nil {
+				return opts, err
+			}
+		}
 	}
 	limits, err := layerLimits(cmd)
 	if err != nil {
-		return importer.Options{}, err
+		return opts, err
 	}
-	if cmd.Bool("discard-unpacked-layers") && cmd.Bool("no-unpack") {
-		return importer.Options{}, usageError{fmt.Errorf("--discard-unpacked-layers cannot be used with --no-unpack")}
+	opts.Limits = &limits
+	if opts.Verify, err = verifyOptions(cmd); err != nil {
+		return opts, err
 	}
-	return importer.Options{
-		DiscardUnpackedLayers: cmd.Bool("discard-unpacked-layers"),
-		SyncFs:                cmd.Bool("sync-fs"),
-		Limits:                limits,
-		Snapshotter:           cmd.String("snapshotter"),
-		NoUnpack:              cmd.Bool("no-unpack"),
-		DaemonApply:           cmd.Bool("daemon-apply"),
-		Platforms:             ps,
-		AllPlatforms:          cmd.Bool("all-platforms"),
-		Labels:                labels,
-		Pin:                   cmd.Bool("pin"),
-		DigestRefs:            cmd.Bool("digest-refs"),
-	}, nil
+	if err := opts.Validate(); err != nil {
+		return opts, optionError(err)
+	}
+	return opts, nil
 }
 
 // runImport imports every seed that opens; one that does not (missing,
@@ -169,7 +159,8 @@ func verifyFlags() []cli.Flag {
 }
 
 // verifyOptions reads --verify-key, --verify and --verify-ignore-identity;
-// a key that cannot be read or parsed is a usage error naming it.
+// a key that cannot be read is a usage error naming it (one that is no
+// key is importer.Options.Validate's).
 func verifyOptions(cmd *cli.Command) (trust.Options, error) {
 	o := trust.Options{Mode: cmd.String("verify"), IgnoreIdentity: cmd.Bool("verify-ignore-identity")}
 	for _, p := range cmd.StringSlice("verify-key") {
@@ -179,11 +170,7 @@ func verifyOptions(cmd *cli.Command) (trust.Options, error) {
 		}
 		o.Keys = append(o.Keys, trust.Key{Name: filepath.Base(p), PEM: b})
 	}
-	if o.Enabled() {
-		if _, err := trust.New(o); err != nil {
-			return o, usageError{err}
-		}
-	} else if cmd.IsSet("verify") || o.IgnoreIdentity {
+	if !o.Enabled() && (cmd.IsSet("verify") || o.IgnoreIdentity) {
 		return o, usageError{fmt.Errorf("--verify and --verify-ignore-identity need --verify-key")}
 	}
 	return o, nil

@@ -25,9 +25,6 @@ func pullCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if opts.Verify, err = verifyOptions(cmd); err != nil {
-				return err
-			}
 			return runPull(ctx, cmd, opts)
 		},
 	}

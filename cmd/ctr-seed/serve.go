@@ -35,14 +35,15 @@ func serveCommand() *cli.Command {
 			// platform, ...) is checked before containerd is asked
 			// anything: a config the service cannot run with is a usage
 			// error too, never "a seed failed" (1).
-			if _, err := cfg.Settings(); err != nil {
+			set, err := cfg.Settings()
+			if err != nil {
 				return usageError{fmt.Errorf("config %s: %w", cmd.String("config"), err)}
 			}
 			if cmd.Bool("once") {
-				cfg.Watch = false
+				set.Watch = false
 			}
 			if cmd.IsSet("namespace") {
-				cfg.Namespace = cmd.String("namespace") // -n, $CONTAINERD_NAMESPACE over the file
+				set.Namespace = cmd.String("namespace") // -n, $CONTAINERD_NAMESPACE over the file
 			}
 			if err := os.MkdirAll(cmd.String("state-dir"), 0o700); err != nil {
 				return err
@@ -55,11 +56,11 @@ func serveCommand() *cli.Command {
 			defer c.Close()
 			// Each seed's events go to containerd's event service, as
 			// the plugin's do.
-			svc, err := seeddir.New(c, cfg, cmd.String("state-dir"), seeddir.WithObserver(seeddir.Publish(c.EventService())))
+			svc, err := seeddir.New(c, set, cmd.String("state-dir"), seeddir.WithObserver(seeddir.Publish(c.EventService())))
 			if err != nil {
 				return err
 			}
-			log.G(ctx).WithField("seeds_dir", cfg.SeedsDir).WithField("namespace", cfg.Namespace).Info("ctr-seed serve started")
+			log.G(ctx).WithField("seeds_dir", set.SeedsDir).WithField("namespace", set.Namespace).Info("ctr-seed serve started")
 			return svc.Run(ctx)
 		},
 	}

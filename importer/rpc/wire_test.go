@@ -26,7 +26,7 @@ var want = importer.Options{
 	Labels:             map[string]string{"team": "edge"},
 	Pin:                true,
 	DaemonApply:        true,
-	Limits:             layerlimit.Limits{Ratio: 50, Allowance: layerlimit.DefaultAllowance, MaxBytes: 1 << 20},
+	Limits:             &layerlimit.Limits{Ratio: 50, Allowance: layerlimit.DefaultAllowance, MaxBytes: 1 << 20},
 }
 
 func TestOldRequestDecodes(t *testing.T) {
@@ -66,9 +66,9 @@ func TestRequestRoundTrip(t *testing.T) {
 		t.Errorf("round trip: %v, %+v; want %+v", seeds, got, want)
 	}
 	// No-unpack travels; the importer, not the wire, drops the caps then.
-	opts.NoUnpack, opts.Limits = true, layerlimit.Limits{}
+	opts.NoUnpack, opts.Limits = true, &layerlimit.Limits{}
 	b, _ = encodeRequest(nil, opts)
-	if _, got, _ := decodeRequest(b); !got.NoUnpack || got.Limits != (layerlimit.Limits{}) {
+	if _, got, _ := decodeRequest(b); !got.NoUnpack || got.Limits == nil || *got.Limits != (layerlimit.Limits{}) {
 		t.Errorf("no-unpack, no limits: %+v", got)
 	}
 }
@@ -82,9 +82,9 @@ func TestRequestVersions(t *testing.T) {
 	if !errdefs.IsInvalidArgument(err) {
 		t.Errorf("negative ratio: %v", err)
 	}
-	// A v1 request without limits gets the defaults.
+	// A v1 request without limits gets the defaults (nil: the importer's).
 	_, got, err := decodeRequest([]byte(`{"version": 1, "seeds": ["/a"]}`))
-	if err != nil || got.Limits != layerlimit.Default() {
+	if err != nil || got.Limits != nil {
 		t.Errorf("v1 without limits: %+v, %v; want the defaults", got.Limits, err)
 	}
 }

@@ -6,6 +6,7 @@ package seeddir
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/ctr-seed/ctr-seed/importer"
 	"github.com/ctr-seed/ctr-seed/importer/trust"
 	"github.com/ctr-seed/ctr-seed/internal/layerlimit"
+	"github.com/ctr-seed/ctr-seed/internal/setting"
 )
 
 // Config is the plugin's section in containerd's config.toml
@@ -202,9 +204,6 @@ func (c Config) Settings() (Settings, error) {
 	}
 	limits := layerlimit.Default()
 	limits.Ratio, limits.MaxBytes = c.MaxLayerRatio, c.MaxLayerBytes
-	if err := limits.Validate("max_layer_ratio", "max_layer_bytes"); err != nil {
-		return Settings{}, err
-	}
 	ps, err := importer.ParsePlatforms(c.Platforms)
 	if err != nil {
 		return Settings{}, fmt.Errorf("platforms: %w", err)
@@ -217,30 +216,30 @@ func (c Config) Settings() (Settings, error) {
 		}
 		verify.Keys = append(verify.Keys, trust.Key{Name: filepath.Base(p), PEM: b})
 	}
-	if verify.Enabled() {
-		if _, err := trust.New(verify); err != nil {
-			return Settings{}, fmt.Errorf("verify_keys: %w", err)
-		}
-	} else if c.Verify != "" && c.Verify != trust.Always {
-		return Settings{}, fmt.Errorf("verify = %q without verify_keys: %w", c.Verify, errdefs.ErrInvalidArgument)
-	}
-	return Settings{
-		Config: c,
-		Importer: importer.Options{
-			Snapshotter: c.Snapshotter,
-			NoUnpack:    !c.Unpack,
-			Platforms:   ps,
-			Labels:      c.Labels,
-			Pin:         c.Pin,
-			Limits:      limits,
-			BaseName:    c.BaseName,
-			DigestRefs:  c.DigestRefs,
-			Verify:      verify,
+	opts := importer.Options{
+		Snapshotter: c.Snapshotter,
+		NoUnpack:    !c.Unpack,
+		Platforms:   ps,
+		Labels:      c.Labels,
+		Pin:         c.Pin,
+		Limits:      &limits,
+		BaseName:    c.BaseName,
+		DigestRefs:  c.DigestRefs,
+		Verify:      verify,
 
-			DiscardUnpackedLayers: c.DiscardUnpackedLayers && c.Unpack,
-		},
-		Fetcher: []fetcher.Opt{fetcher.WithMaxSpoolBytes(c.MaxSpoolBytes)},
-	}, nil
+		DiscardUnpackedLayers: c.DiscardUnpackedLayers && c.Unpack,
+	}
+	// The importer's own check, whose errors name the keys these are
+	// (max_layer_ratio, verify, ...); a key file that is no key is named
+	// by its file.
+	if err := opts.Validate(); err != nil {
+		if se := (*setting.Error)(nil); !errors.As(err, &se) {
+			err = fmt.Errorf("verify_keys: %w", err)
+		}
+		return Settings{}, err
+	}
+	return Settings{Config: c, Importer: opts,
+		Fetcher: []fetcher.Opt{fetcher.WithMaxSpoolBytes(c.MaxSpoolBytes)}}, nil
 }
 
 // PluginSection is the plugin's table in containerd's config.toml

@@ -48,13 +48,11 @@ type Service struct {
 	observer Observer
 }
 
-// New prepares the service; stateDir keeps what was imported (the
-// plugin's root dir, or serve's --state-dir) and the spool.
-func New(c *client.Client, cfg Config, stateDir string, opts ...Option) (*Service, error) {
-	set, err := cfg.Settings()
-	if err != nil {
-		return nil, err
-	}
+// New prepares the service with set, the config as Config.Settings
+// checked it (key files read once, there); stateDir keeps what was
+// imported (the plugin's root dir, or serve's --state-dir) and the spool.
+func New(c *client.Client, set Settings, stateDir string, opts ...Option) (*Service, error) {
+	cfg := set.Config
 	spool := filepath.Join(stateDir, "spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/ctr-seed/ctr-seed/fetcher"
+	"github.com/ctr-seed/ctr-seed/internal/setting"
 	distref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -37,18 +38,36 @@ type Options struct {
 	// Keys are PEM public keys (as cosign generate-key-pair writes
 	// cosign.pub: ECDSA P-256; also RSA and ed25519), each named for the
 	// error lines (its file name).
-	Keys []Key
+	Keys []Key `toml:"verify_keys" json:"keys"`
 	// Mode is Always (the default when keys are given) or IfSigned.
-	Mode string
+	Mode string `toml:"verify" json:"mode,omitempty"`
 	// IgnoreIdentity skips the check that the payload names the image's
 	// repository.
-	IgnoreIdentity bool
+	IgnoreIdentity bool `toml:"verify_ignore_identity" json:"ignoreIdentity,omitempty"`
 }
 
 // Key is one trusted public key.
 type Key struct {
-	Name string
-	PEM  []byte
+	Name string `json:"name"`
+	PEM  []byte `json:"pem"`
+}
+
+// keyText is a Key as JSON carries it (the --in-daemon wire): the PEM as
+// its text, not base64.
+type keyText struct {
+	Name string `json:"name"`
+	PEM  string `json:"pem"`
+}
+
+func (k Key) MarshalJSON() ([]byte, error) { return json.Marshal(keyText{k.Name, string(k.PEM)}) }
+
+func (k *Key) UnmarshalJSON(b []byte) error {
+	var t keyText
+	if err := json.Unmarshal(b, &t); err != nil {
+		return err
+	}
+	*k = Key{Name: t.Name, PEM: []byte(t.PEM)}
+	return nil
 }
 
 // Enabled reports whether anything is to be checked.
@@ -72,7 +91,7 @@ func New(o Options) (*Policy, error) {
 		o.Mode = Always
 	case Always, IfSigned:
 	default:
-		return nil, fmt.Errorf("verify mode %q: want %s or %s: %w", o.Mode, Always, IfSigned, errdefs.ErrInvalidArgument)
+		return nil, setting.Invalid(o, "Mode", o.Mode, fmt.Sprintf("want %s or %s", Always, IfSigned))
 	}
 	p := &Policy{opts: o}
 	for _, k := range o.Keys {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/setting"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -34,25 +35,25 @@ const (
 // max(Ratio × compressed, Allowance) when Ratio > 0, and beyond MaxBytes
 // when MaxBytes > 0. The zero value caps nothing.
 type Limits struct {
-	Ratio     int
-	Allowance int64
-	MaxBytes  int64
+	Ratio     int   `toml:"max_layer_ratio" json:"ratio"`
+	Allowance int64 `toml:"layer_allowance" json:"allowance"`
+	MaxBytes  int64 `toml:"max_layer_bytes" json:"maxBytes"`
 }
 
 // Default is the cap every command and the plugin start from.
 func Default() Limits { return Limits{Ratio: DefaultRatio, Allowance: DefaultAllowance} }
 
-// Validate refuses negative values, naming the flag or key (as in
-// "--max-layer-ratio" or "max_layer_ratio") by names.
-func (l Limits) Validate(ratioName, bytesName string) error {
+// Validate refuses negative values; its errors (*setting.Error) name
+// the key ("max_layer_ratio"), which the CLI maps to its flag.
+func (l Limits) Validate() error {
 	if l.Ratio < 0 {
-		return fmt.Errorf("%s %d: must be 0 (no cap) or more: %w", ratioName, l.Ratio, errdefs.ErrInvalidArgument)
+		return setting.Invalid(l, "Ratio", l.Ratio, "must be 0 (no cap) or more")
 	}
 	if l.MaxBytes < 0 {
-		return fmt.Errorf("%s %d: must be 0 (no cap) or more: %w", bytesName, l.MaxBytes, errdefs.ErrInvalidArgument)
+		return setting.Invalid(l, "MaxBytes", l.MaxBytes, "must be 0 (no cap) or more")
 	}
 	if l.Allowance < 0 {
-		return fmt.Errorf("layer allowance %d: must be 0 or more: %w", l.Allowance, errdefs.ErrInvalidArgument)
+		return setting.Invalid(l, "Allowance", l.Allowance, "must be 0 or more")
 	}
 	return nil
 }

@@ -11,10 +11,12 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/ctr-seed/ctr-seed/internal/setting"
 	"github.com/ctr-seed/ctr-seed/internal/testutil"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -321,8 +323,13 @@ func TestLimitsArithmetic(t *testing.T) {
 			t.Errorf("%+v.max(%d) = %d, %v; want %d, %v", tc.l, tc.compressed, got, ok, tc.want, tc.ok)
 		}
 	}
-	if err := (Limits{Ratio: -1}).Validate("--r", "--b"); err == nil || !errdefs.IsInvalidArgument(err) {
-		t.Errorf("negative ratio: %v", err)
+	// Each error names its key, as the config files spell it.
+	for l, key := range map[Limits]string{{Ratio: -1}: "max_layer_ratio", {MaxBytes: -1}: "max_layer_bytes", {Allowance: -1}: "layer_allowance"} {
+		err := l.Validate()
+		var se *setting.Error
+		if !errdefs.IsInvalidArgument(err) || !errors.As(err, &se) || se.Key != key || !strings.HasPrefix(err.Error(), key+" -1: ") {
+			t.Errorf("%+v: %v; want invalid, naming %s", l, err, key)
+		}
 	}
 }
 
