@@ -210,7 +210,7 @@ func (im *Importer) newUnpacker(ctx context.Context, sn snapshots.Snapshotter, a
 			// snapshots. With --all-platforms that is every linux platform.
 			Platform:                platforms.OnlyOS(p),
 			SnapshotterKey:          name,
-			Snapshotter:             sn,
+			Snapshotter:             goneIsRemoved{sn},
 			Applier:                 a,
 			ApplyOpts:               []diff.ApplyOpt{diff.WithSyncFs(im.opts.SyncFs)},
 			SnapshotterCapabilities: caps,
@@ -228,4 +228,19 @@ func (im *Importer) newUnpacker(ctx context.Context, sn snapshots.Snapshotter, a
 	// Within this call's own bound, and the process's (see Limiter).
 	uopts = append(uopts, unpack.WithUnpackLimiter(both{own: semaphore.NewWeighted(int64(im.opts.UnpackConcurrency)), shared: im.svc.Limiter.applies}))
 	return unpack.NewUnpacker(ctx, im.svc.Content, uopts...)
+}
+
+// goneIsRemoved is the unpacker's snapshotter, on which removing a
+// snapshot that is already gone succeeds: when an import fails, its
+// lease's collection can remove the extraction snapshot before the
+// unpacker's own cleanup does, which containerd would log at error level
+// (`failed to cleanup "extract-…": not found`) for a snapshot that is, as
+// wanted, not there.
+type goneIsRemoved struct{ snapshots.Snapshotter }
+
+func (s goneIsRemoved) Remove(ctx context.Context, key string) error {
+	if err := s.Snapshotter.Remove(ctx, key); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
 }

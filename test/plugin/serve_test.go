@@ -139,6 +139,11 @@ watch = true
 			}
 			return fmt.Errorf("no level=error line naming %s with \"digest mismatch\"", seedBad)
 		})
+		// Its extraction snapshot may be collected before the unpacker's
+		// own cleanup: that is no error line of containerd's either.
+		if strings.Contains(p.Stdout(), "failed to cleanup") {
+			t.Errorf("a failed import logged a cleanup error:\n%s", strings.Join(errorLines(p.Stdout(), seedBad), "\n"))
+		}
 		if names := imageNames(t, c, ns); slices.Contains(names, badImg.Name) {
 			t.Errorf("image %s from the corrupt seed exists", badImg.Name)
 		}
