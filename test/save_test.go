@@ -652,8 +652,10 @@ func TestSaveRemovesKilledPartials(t *testing.T) {
 	if strings.Contains(r.stdout, "removed ") {
 		t.Errorf("a save beside a running one removed something: %q", r.stdout)
 	}
-	if got := partials("live.tar"); !slices.Equal(got, running) {
-		t.Errorf("the running save's partial files are %v; want %v, untouched", got, running)
+	// The running save may have added a part since (what its exporter's
+	// pipe still held): none of those seen before may be gone.
+	if got := partials("live.tar"); slices.ContainsFunc(running, func(n string) bool { return !slices.Contains(got, n) }) {
+		t.Errorf("the running save's partial files are %v; want all of %v still there", got, running)
 	}
 	if err := live.Running(); err != nil {
 		t.Fatalf("the running save: %v", err)

@@ -168,7 +168,7 @@ func measure(d *harness.Daemon, ctrSeed, dir, ns string, c benchCase) (row, erro
 	if out, err := d.CtrMain("-n", ns+"-connected", "images", "import", v2.path); err != nil {
 		return r, fmt.Errorf("ctr images import: %v\n%s", err, out)
 	}
-	if out, err := d.CtrMain("-n", ns+"-connected", "images", "export", full, c.v2.name); err != nil {
+	if out, err := d.CtrMain("-n", ns+"-connected", "images", "export", "--local", full, c.v2.name); err != nil {
 		return r, fmt.Errorf("ctr images export: %v\n%s", err, out)
 	}
 	// Delta: ctr-seed's, against the node's inventory.
