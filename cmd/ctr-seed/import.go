@@ -139,11 +139,17 @@ func (s *session) Close() {
 // (fetcher.OpenAll), for commands that read blobs from them (pull, save,
 // push): there, a seed that does not open fails the command.
 func openSeeds(ctx context.Context, paths []string, opts ...fetcher.Opt) (fetcher.Seeds, error) {
-	seeds, unopened := fetcher.OpenAll(ctx, paths, opts...)
-	for _, u := range unopened {
-		if u.Err != nil {
-			seeds.Close()
-			return nil, u.Err
+	var seeds fetcher.Seeds
+	// Path by path: the first that fails ends the command before the
+	// others are opened (a compressed seed is spooled as it opens).
+	for _, p := range paths {
+		some, unopened := fetcher.OpenAll(ctx, []string{p}, opts...)
+		seeds = append(seeds, some...)
+		for _, u := range unopened {
+			if u.Err != nil {
+				seeds.Close()
+				return nil, u.Err
+			}
 		}
 	}
 	return seeds, nil

@@ -165,7 +165,10 @@ func (s *Service) ImportAll(ctx context.Context, retryFailed bool) (busy []strin
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.observe(ctx, seedEvent(ctx, Seen, n))
+		if passOf(ctx) != PassRescan {
+			// The rescan runs every 30 s: it says only what it does.
+			s.observe(ctx, seedEvent(ctx, Seen, n))
+		}
 		if isBusy(filepath.Join(s.cfg.SeedsDir, n)) {
 			busy = append(busy, n)
 			s.skipped(ctx, n, "still being written or within its quiet period")
@@ -236,7 +239,8 @@ func (s *Service) importIfNew(ctx context.Context, name string, retryFailed bool
 			s.skipped(ctx, name, "unchanged since its import")
 			return
 		}
-		if r.Error != "" {
+		if r.Error != "" && !isImageList(name) {
+			// A list's retry is said by its pull, once it runs.
 			s.observe(ctx, seedEvent(ctx, Retried, name))
 		}
 	}
@@ -337,6 +341,9 @@ func (s *Service) importSeed(ctx context.Context, name, path string, fp fingerpr
 
 // skipped tells the observer that seed was left alone, and why.
 func (s *Service) skipped(ctx context.Context, seed, why string) {
+	if passOf(ctx) == PassRescan {
+		return // every 30 s for every seed left as it is: nothing to tell
+	}
 	e := seedEvent(ctx, Skipped, seed)
 	e.Why = why
 	s.observe(ctx, e)
